@@ -1,0 +1,3 @@
+from lambdalite.cli.main import main
+
+main()

@@ -1,0 +1,85 @@
+"""Which control-plane call serves each operation of the service models.
+
+This table is the whole of the glue between the wire layer and the control plane: the wire
+layer parses a request into the operation's input members, the control plane takes and
+returns plain dicts shaped like the model. ``docs/compatibility.md`` is generated from it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from lambdalite.api.asgi import RequestContext
+from lambdalite.control.plane import ControlPlane
+
+Handler = Callable[[dict[str, Any], RequestContext], Awaitable[dict[str, Any]]]
+
+# operation → (service attribute of ControlPlane, method)
+LAMBDA_OPERATIONS: dict[str, tuple[str, str]] = {
+    "CreateFunction": ("functions", "create_function"),
+    "GetFunction": ("functions", "get_function"),
+    "GetFunctionConfiguration": ("functions", "get_function_configuration"),
+    "ListFunctions": ("functions", "list_functions"),
+    "UpdateFunctionCode": ("functions", "update_function_code"),
+    "UpdateFunctionConfiguration": ("functions", "update_function_configuration"),
+    "DeleteFunction": ("functions", "delete_function"),
+    "PublishVersion": ("versions", "publish_version"),
+    "ListVersionsByFunction": ("versions", "list_versions_by_function"),
+    "CreateAlias": ("aliases", "create_alias"),
+    "GetAlias": ("aliases", "get_alias"),
+    "ListAliases": ("aliases", "list_aliases"),
+    "UpdateAlias": ("aliases", "update_alias"),
+    "DeleteAlias": ("aliases", "delete_alias"),
+    "AddPermission": ("permissions", "add_permission"),
+    "GetPolicy": ("permissions", "get_policy"),
+    "RemovePermission": ("permissions", "remove_permission"),
+    "TagResource": ("tags", "tag_resource"),
+    "UntagResource": ("tags", "untag_resource"),
+    "ListTags": ("tags", "list_tags"),
+    "PutFunctionConcurrency": ("concurrency", "put_function_concurrency"),
+    "GetFunctionConcurrency": ("concurrency", "get_function_concurrency"),
+    "DeleteFunctionConcurrency": ("concurrency", "delete_function_concurrency"),
+    "GetAccountSettings": ("concurrency", "get_account_settings"),
+}
+
+LOGS_OPERATIONS: dict[str, tuple[str, str]] = {
+    "DescribeLogGroups": ("logs", "describe_log_groups"),
+    "DescribeLogStreams": ("logs", "describe_log_streams"),
+    "GetLogEvents": ("logs", "get_log_events"),
+    "FilterLogEvents": ("logs", "filter_log_events"),
+}
+
+
+def implemented_operations() -> dict[str, set[str]]:
+    return {"lambda": {*LAMBDA_OPERATIONS, "Invoke"}, "logs": set(LOGS_OPERATIONS)}
+
+
+def _bind(plane: ControlPlane, table: dict[str, tuple[str, str]]) -> dict[str, Handler]:
+    handlers: dict[str, Handler] = {}
+    for operation, (service, method) in table.items():
+        call = getattr(getattr(plane, service), method)
+
+        async def handler(
+            params: dict[str, Any], ctx: RequestContext, _call: Any = call
+        ) -> dict[str, Any]:
+            result: dict[str, Any] = await _call(params)
+            return result
+
+        handlers[operation] = handler
+    return handlers
+
+
+def lambda_handlers(plane: ControlPlane) -> dict[str, Handler]:
+    handlers = _bind(plane, LAMBDA_OPERATIONS)
+
+    async def invoke(params: dict[str, Any], ctx: RequestContext) -> dict[str, Any]:
+        trace = ctx.headers.get("x-amzn-trace-id")
+        return await plane.invocations.invoke(params, ctx.request_id, trace)
+
+    handlers["Invoke"] = invoke
+    return handlers
+
+
+def logs_handlers(plane: ControlPlane) -> dict[str, Handler]:
+    return _bind(plane, LOGS_OPERATIONS)

@@ -1,0 +1,52 @@
+"""``lambdalite serve``: build settings from flags and environment, then run the server."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+from typing import Any
+
+from lambdalite.config import DEFAULT_PORT, Settings
+
+
+def register(commands: Any) -> None:
+    serve = commands.add_parser("serve", help="run the lambdalite server")
+    serve.add_argument("--host", help="address to bind (default 127.0.0.1)")
+    serve.add_argument("--port", type=int, help=f"port (default {DEFAULT_PORT})")
+    serve.add_argument("--data-dir", help="where code, logs and the database live")
+    serve.add_argument(
+        "--database-url", help="sqlite:///path or postgresql://... (default: SQLite in data-dir)"
+    )
+    serve.add_argument("--region", help="region in ARNs (default us-east-1)")
+    serve.add_argument("--account-id", help="account id in ARNs (default 000000000000)")
+    serve.add_argument("--account-concurrency", type=int, help="account concurrency limit")
+    serve.add_argument("--keep-alive", type=float, help="seconds idle environments stay warm")
+    serve.add_argument("--memory-enforcement", choices=["auto", "cgroup", "poll", "off"])
+    serve.add_argument("--python-runtimes", help="python3.12=/path/to/python,...")
+    serve.add_argument("--log-level", choices=["debug", "info", "warning", "error"])
+    serve.set_defaults(run=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from lambdalite.app import Server
+
+    settings = Settings.from_env(
+        host=args.host,
+        port=args.port,
+        data_dir=args.data_dir,
+        database_url=args.database_url,
+        region=args.region,
+        account_id=args.account_id,
+        account_concurrency=args.account_concurrency,
+        keep_alive=args.keep_alive,
+        memory_enforcement=args.memory_enforcement,
+        python_runtimes=args.python_runtimes,
+        log_level=args.log_level,
+    )
+    logging.basicConfig(
+        level=settings.log_level.upper(),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    asyncio.run(Server(settings).run())
+    return 0

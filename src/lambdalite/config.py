@@ -1,0 +1,81 @@
+"""Settings: parsed once at the composition root and passed down explicitly.
+
+Every field can come from a command-line flag or a ``LAMBDALITE_<FIELD>`` environment
+variable; flags win. Nothing in the package reads the environment on its own, which keeps
+tests free to run several servers with different settings in one process.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+DEFAULT_PORT = 4566
+
+
+@dataclass(frozen=True)
+class Settings:
+    host: str = "127.0.0.1"
+    port: int = DEFAULT_PORT
+    data_dir: Path = field(default_factory=lambda: Path.home() / ".lambdalite")
+    # None selects the embedded SQLite database inside data_dir.
+    database_url: str | None = None
+    region: str = "us-east-1"
+    account_id: str = "000000000000"
+    # Account-wide concurrency limit and the part of it reservations may never take.
+    account_concurrency: int = 1000
+    unreserved_concurrency_min: int = 100
+    # Seconds an idle execution environment is kept warm before it is stopped.
+    keep_alive: float = 600.0
+    # Seconds the INIT phase may take before the environment is declared failed.
+    init_timeout: float = 10.0
+    # Address the per-environment Runtime API listeners bind to.
+    runtime_api_host: str = "127.0.0.1"
+    # "auto" uses cgroups when writable and falls back to polling RSS; "poll"; "off".
+    memory_enforcement: str = "auto"
+    # Extra interpreter mappings, "python3.12=/usr/bin/python3.12,python3.13=/opt/py/bin/python3".
+    python_runtimes: str = ""
+    # Public base URL used in Code.Location links; derived from host/port when empty.
+    public_url: str = ""
+    log_level: str = "info"
+
+    @property
+    def database(self) -> str:
+        if self.database_url:
+            return self.database_url
+        return f"sqlite:///{self.data_dir / 'lambdalite.db'}"
+
+    @property
+    def base_url(self) -> str:
+        return self.public_url.rstrip("/") or f"http://{self.host}:{self.port}"
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
+        """Build settings from ``LAMBDALITE_*`` variables, then explicit overrides."""
+        environ = os.environ if environ is None else environ
+        values: dict[str, Any] = {}
+        for f in dataclasses.fields(cls):
+            raw = environ.get(f"LAMBDALITE_{f.name.upper()}")
+            if raw is not None and raw != "":
+                values[f.name] = _coerce(f.type, raw)
+        for key, value in overrides.items():
+            if value is not None:
+                values[key] = value
+        if "data_dir" in values:
+            values["data_dir"] = Path(values["data_dir"]).expanduser().resolve()
+        return cls(**values)
+
+
+def _coerce(kind: Any, raw: str) -> Any:
+    text = str(kind)
+    if text == "int":
+        return int(raw)
+    if text == "float":
+        return float(raw)
+    if text == "Path":
+        return Path(raw)
+    return raw

@@ -1,0 +1,275 @@
+"""CreateFunction, GetFunction, ListFunctions, UpdateFunctionCode/Configuration, DeleteFunction."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from lambdalite.control.catalog import VERSION, Resolved
+from lambdalite.control.concurrency import ConcurrencyLimiter
+from lambdalite.control.configuration import STORED_MEMBERS, render
+from lambdalite.control.deps import Deps
+from lambdalite.control.limits import check_environment, check_sizes
+from lambdalite.control.paging import paginate
+from lambdalite.control.versions import VersionService
+from lambdalite.core.arn import LATEST, VERSION_RE, parse_function
+from lambdalite.core.clock import iso_timestamp
+from lambdalite.core.errors import (
+    InvalidParameterValueException,
+    ResourceConflictException,
+    ResourceNotFoundException,
+    ValidationException,
+)
+
+CODE_PATH = "/_lambdalite/code/"
+DEPRECATED = ("python2.7", "python3.6", "python3.7", "python3.8")
+
+
+class FunctionService:
+    def __init__(self, deps: Deps, versions: VersionService, limiter: ConcurrencyLimiter) -> None:
+        self.deps = deps
+        self.catalog = deps.catalog
+        self.versions = versions
+        self.limiter = limiter
+
+    # -- create ---------------------------------------------------------------------------
+    async def create_function(self, params: dict[str, Any]) -> dict[str, Any]:
+        name = params["FunctionName"]
+        if len(name) > 64 and not name.startswith("arn:") and ":function:" not in name:
+            raise ValidationException(
+                f"1 validation error detected: Value '{name}' at 'functionName' failed to "
+                "satisfy constraint: Member must have length less than or equal to 64"
+            )
+        ref = parse_function(name)
+        if ref.qualifier is not None:
+            raise InvalidParameterValueException(f"Unqualified function name expected, got: {name}")
+        self.deps.arns.check_ref(ref)
+        config = {m: params[m] for m in STORED_MEMBERS if m in params}
+        package_type = config.get("PackageType", "Zip")
+        if package_type == "Image" or "ImageUri" in params["Code"]:
+            raise InvalidParameterValueException(
+                "Container image functions (PackageType Image) are not supported by this "
+                "lambdalite server yet; deploy a .zip package with Code.ZipFile."
+            )
+        if not config.get("Runtime") or not config.get("Handler"):
+            raise InvalidParameterValueException(
+                "Runtime and Handler are mandatory parameters for functions created with "
+                "deployment packages."
+            )
+        self._check_config(config)
+        code = self._store_code(params["Code"])
+        if self.catalog.find_function(ref.name) is not None:
+            raise ResourceConflictException(f"Function already exist: {ref.name}")
+        config["LastModified"] = iso_timestamp()
+        data: dict[str, Any] = {
+            "config": config,
+            "code": code,
+            "tags": dict(params.get("Tags") or {}),
+            "policies": {},
+            "reserved": None,
+            "next_version": 1,
+            "published": None,
+        }
+        doc = self.catalog.create_function(ref.name, data)
+        resolved = Resolved(doc, LATEST, config, code, doc.revision)
+        if params.get("Publish"):
+            published = await self.versions.publish(ref.name, {})
+            return published
+        return render(resolved, self.deps.arns, qualified=False)
+
+    def _store_code(self, code: dict[str, Any]) -> dict[str, Any]:
+        if "S3Bucket" in code or "S3Key" in code:
+            raise InvalidParameterValueException(
+                "Code from S3 (S3Bucket/S3Key) is not supported by this lambdalite server yet; "
+                "upload the package with ZipFile."
+            )
+        if "ImageUri" in code:
+            raise InvalidParameterValueException(
+                "Container images (ImageUri) are not supported by this lambdalite server yet."
+            )
+        data = code.get("ZipFile")
+        if not data:
+            raise InvalidParameterValueException(
+                "Please provide a source for function code: ZipFile."
+            )
+        info = self.deps.code.put_zip(data)
+        return {
+            "sha": info.sha256_hex,
+            "sha256": info.code_sha256_b64,
+            "size": info.size,
+            "unzipped": info.unzipped_size,
+        }
+
+    def _check_config(self, config: dict[str, Any]) -> None:
+        runtime = config.get("Runtime")
+        if runtime is not None:
+            self._check_runtime(runtime)
+        check_sizes(config)
+        env = config.get("Environment")
+        if env is not None:
+            check_environment(env.get("Variables") or {})
+
+    def _check_runtime(self, runtime: str) -> None:
+        runtimes = self.deps.runtimes
+        if runtime in DEPRECATED:
+            raise InvalidParameterValueException(
+                f"The runtime parameter of {runtime} is no longer supported for creating or "
+                "updating AWS Lambda functions. We recommend you use a supported runtime while "
+                "creating or updating functions."
+            )
+        if not runtimes.is_known(runtime):
+            known = sorted(runtimes.available())
+            raise InvalidParameterValueException(
+                f"Value {runtime} at 'runtime' failed to satisfy constraint: Member must satisfy "
+                f"enum value set: [{', '.join(known)}] or be a valid ARN"
+            )
+        if not runtimes.is_supported(runtime):
+            raise InvalidParameterValueException(
+                f"Runtime {runtime} is not supported by this lambdalite server yet. Supported "
+                f"runtimes: {', '.join(sorted(runtimes.available()))}."
+            )
+        if runtimes.resolve(runtime) is None:
+            raise InvalidParameterValueException(
+                f"Runtime {runtime} is not available on this lambdalite server: no interpreter "
+                f"for it was found. Install it, or map it with LAMBDALITE_PYTHON_RUNTIMES="
+                f"'{runtime}=/path/to/interpreter'. Available: "
+                f"{', '.join(sorted(runtimes.available())) or 'none'}."
+            )
+
+    # -- read -----------------------------------------------------------------------------
+    def _resolve(self, identifier: str, qualifier: str | None) -> tuple[Resolved, bool]:
+        ref = parse_function(identifier, qualifier)
+        self.deps.arns.check_ref(ref)
+        q = ref.qualifier
+        if q is None or q == LATEST:
+            return self.catalog.version(ref.name, LATEST), q is not None
+        if VERSION_RE.match(q):
+            return self.catalog.version(ref.name, q), True
+        alias = self.catalog.alias(ref.name, q)
+        return self.catalog.version(ref.name, alias.data["FunctionVersion"]), True
+
+    async def get_function_configuration(self, params: dict[str, Any]) -> dict[str, Any]:
+        resolved, qualified = self._resolve(params["FunctionName"], params.get("Qualifier"))
+        return render(resolved, self.deps.arns, qualified=qualified)
+
+    async def get_function(self, params: dict[str, Any]) -> dict[str, Any]:
+        resolved, qualified = self._resolve(params["FunctionName"], params.get("Qualifier"))
+        out: dict[str, Any] = {
+            "Configuration": render(resolved, self.deps.arns, qualified=qualified),
+            "Code": {
+                "RepositoryType": "S3",
+                "Location": f"{self.deps.settings.base_url}{CODE_PATH}{resolved.code['sha']}.zip",
+            },
+        }
+        data = resolved.function.data
+        if data.get("tags"):
+            out["Tags"] = dict(data["tags"])
+        if data.get("reserved") is not None:
+            out["Concurrency"] = {"ReservedConcurrentExecutions": data["reserved"]}
+        return out
+
+    async def list_functions(self, params: dict[str, Any]) -> dict[str, Any]:
+        everything = params.get("FunctionVersion") == "ALL"
+        items: list[dict[str, Any]] = []
+        for doc in self.catalog.functions():
+            latest = Resolved(doc, LATEST, doc.data["config"], doc.data["code"], doc.revision)
+            items.append(render(latest, self.deps.arns, qualified=everything))
+            if everything:
+                for vdoc in self.catalog.versions(doc.key):
+                    number = vdoc.key.rsplit(":", 1)[1]
+                    resolved = Resolved(
+                        doc, number, vdoc.data["config"], vdoc.data["code"], vdoc.revision
+                    )
+                    items.append(render(resolved, self.deps.arns, qualified=True))
+        page, marker = paginate(items, params.get("Marker"), params.get("MaxItems"), 50)
+        out: dict[str, Any] = {"Functions": page}
+        if marker:
+            out["NextMarker"] = marker
+        return out
+
+    # -- update ---------------------------------------------------------------------------
+    async def update_function_code(self, params: dict[str, Any]) -> dict[str, Any]:
+        doc = self._latest(params["FunctionName"])
+        code = self._store_code(params)
+        data = dict(doc.data)
+        config = dict(data["config"])
+        if params.get("Architectures"):
+            config["Architectures"] = params["Architectures"]
+        if params.get("DryRun"):
+            preview = Resolved(doc, LATEST, config, code, doc.revision)
+            return render(preview, self.deps.arns, qualified=False)
+        config["LastModified"] = iso_timestamp()
+        data.update(config=config, code=code)
+        new = self.catalog.update_function(doc, data, params.get("RevisionId"))
+        await self.deps.invoker.retire(doc.key, LATEST)
+        if params.get("Publish"):
+            return await self.versions.publish(doc.key, {})
+        return render(
+            Resolved(new, LATEST, config, code, new.revision), self.deps.arns, qualified=False
+        )
+
+    async def update_function_configuration(self, params: dict[str, Any]) -> dict[str, Any]:
+        doc = self._latest(params["FunctionName"])
+        changes = {m: params[m] for m in STORED_MEMBERS if m in params}
+        if "PackageType" in changes or "ImageConfig" in changes:
+            raise InvalidParameterValueException(
+                "PackageType and ImageConfig cannot be changed for a .zip function."
+            )
+        self._check_config(changes)
+        data = dict(doc.data)
+        config = dict(data["config"])
+        config.update(changes)
+        config["LastModified"] = iso_timestamp()
+        data["config"] = config
+        new = self.catalog.update_function(doc, data, params.get("RevisionId"))
+        await self.deps.invoker.retire(doc.key, LATEST)
+        return render(
+            Resolved(new, LATEST, config, data["code"], new.revision),
+            self.deps.arns,
+            qualified=False,
+        )
+
+    def _latest(self, identifier: str) -> Any:
+        ref = parse_function(identifier)
+        self.deps.arns.check_ref(ref)
+        if ref.qualifier not in (None, LATEST):
+            raise InvalidParameterValueException(
+                "Only $LATEST can be updated; published versions are immutable."
+            )
+        return self.catalog.function(ref.name)
+
+    # -- delete ---------------------------------------------------------------------------
+    async def delete_function(self, params: dict[str, Any]) -> dict[str, Any]:
+        ref = parse_function(params["FunctionName"], params.get("Qualifier"))
+        self.deps.arns.check_ref(ref)
+        self.catalog.function(ref.name)
+        q = ref.qualifier
+        if q is None:
+            self.catalog.delete_function(ref.name)
+            self.limiter.reservations.pop(ref.name, None)
+            await self.deps.invoker.retire(ref.name)
+            return {"StatusCode": 204}
+        if q == LATEST:
+            raise InvalidParameterValueException(
+                "$LATEST version cannot be deleted without deleting the function."
+            )
+        if not VERSION_RE.match(q):
+            raise InvalidParameterValueException(
+                "Deletion of aliases is not supported; use DeleteAlias."
+            )
+        self.catalog.version(ref.name, q)
+        users = [
+            a.key.split(":", 1)[1]
+            for a in self.catalog.aliases(ref.name)
+            if a.data["FunctionVersion"] == q
+            or q in ((a.data.get("RoutingConfig") or {}).get("AdditionalVersionWeights") or {})
+        ]
+        if users:
+            raise ResourceConflictException(
+                f"Unable to delete version because the following aliases reference it: {users}"
+            )
+        if not self.catalog.delete_child(VERSION, ref.name, q):
+            raise ResourceNotFoundException(
+                f"Function not found: {self.deps.arns.function(ref.name, q)}"
+            )
+        await self.deps.invoker.retire(ref.name, q)
+        return {"StatusCode": 204}

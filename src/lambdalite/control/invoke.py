@@ -1,0 +1,199 @@
+"""Invoke: resolve the qualifier to a version, check the payload, take a concurrency lease,
+and hand the event to the invocation path (now for RequestResponse, later for Event)."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import binascii
+import json
+import logging
+import os
+import random
+import time
+from typing import Any
+
+from lambdalite.control.aliases import pick_version
+from lambdalite.control.catalog import Resolved, fingerprint
+from lambdalite.control.concurrency import ConcurrencyLimiter
+from lambdalite.control.deps import Deps
+from lambdalite.control.limits import MAX_ASYNC_PAYLOAD, MAX_SYNC_PAYLOAD
+from lambdalite.core.arn import LATEST, VERSION_RE, parse_function
+from lambdalite.core.errors import (
+    InvalidRequestContentException,
+    RequestEntityTooLargeException,
+    TooManyRequestsException,
+)
+from lambdalite.invocation.model import FunctionSpec, InvokeRequest, InvokeResult
+
+log = logging.getLogger(__name__)
+
+MAX_CLIENT_CONTEXT = 3583
+# Async retries of function errors, as AWS spaces them (seconds), before any scaling.
+RETRY_DELAYS = (60.0, 120.0)
+
+
+def new_trace_id() -> str:
+    return (
+        f"Root=1-{int(time.time()):08x}-{os.urandom(12).hex()};"
+        f"Parent={os.urandom(8).hex()};Sampled=0"
+    )
+
+
+class InvokeService:
+    def __init__(self, deps: Deps, limiter: ConcurrencyLimiter) -> None:
+        self.deps = deps
+        self.catalog = deps.catalog
+        self.limiter = limiter
+        self.rng = random.Random()
+        self._specs: dict[tuple[str, str, str], FunctionSpec] = {}
+        self._pending: set[asyncio.Task[None]] = set()
+
+    # -- resolution -----------------------------------------------------------------------
+    def resolve(self, identifier: str, qualifier: str | None) -> tuple[Resolved, str]:
+        """The version that runs and the ARN the caller invoked."""
+        ref = parse_function(identifier, qualifier)
+        self.deps.arns.check_ref(ref)
+        q = ref.qualifier
+        invoked = self.deps.arns.function(ref.name, q)
+        if q is None or q == LATEST:
+            return self.catalog.version(ref.name, LATEST), invoked
+        if VERSION_RE.match(q):
+            return self.catalog.version(ref.name, q), invoked
+        alias = self.catalog.alias(ref.name, q)
+        return self.catalog.version(ref.name, pick_version(alias.data, self.rng)), invoked
+
+    def spec(self, resolved: Resolved) -> FunctionSpec:
+        config, code = resolved.config, resolved.code
+        name = resolved.function.key
+        revision = fingerprint(config, code)
+        key = (name, resolved.version, revision)
+        spec = self._specs.get(key)
+        if spec is None:
+            settings = self.deps.settings
+            logging_config = config.get("LoggingConfig") or {}
+            spec = FunctionSpec(
+                function_name=name,
+                version=resolved.version,
+                function_arn=self.deps.arns.function(name),
+                runtime=config["Runtime"],
+                handler=config["Handler"],
+                code_dir=self.deps.code.unpacked(code["sha"]),
+                memory_mb=int(config.get("MemorySize", 128)),
+                timeout_s=int(config.get("Timeout", 3)),
+                ephemeral_mb=int((config.get("EphemeralStorage") or {}).get("Size", 512)),
+                environment=dict((config.get("Environment") or {}).get("Variables") or {}),
+                revision=revision,
+                region=settings.region,
+                account_id=settings.account_id,
+                log_format=logging_config.get("LogFormat", "Text"),
+                log_level=logging_config.get("ApplicationLogLevel"),
+                architectures=tuple(config.get("Architectures") or ("x86_64",)),
+            )
+            self._specs[key] = spec
+        return spec
+
+    # -- the operation --------------------------------------------------------------------
+    async def invoke(
+        self, params: dict[str, Any], request_id: str, trace: str | None
+    ) -> dict[str, Any]:
+        kind = params.get("InvocationType") or "RequestResponse"
+        resolved, invoked_arn = self.resolve(params["FunctionName"], params.get("Qualifier"))
+        payload = params.get("Payload") or b""
+        limit = MAX_ASYNC_PAYLOAD if kind == "Event" else MAX_SYNC_PAYLOAD
+        if len(payload) > limit:
+            raise RequestEntityTooLargeException(
+                f"Request must be smaller than {limit} bytes for the InvokeFunction operation"
+            )
+        payload = _check_json(payload)
+        context = _client_context(params.get("ClientContext"))
+        if kind == "DryRun":
+            return {"StatusCode": 204}
+        request = InvokeRequest(
+            request_id=request_id,
+            payload=payload,
+            invoked_arn=invoked_arn,
+            client_context=context if kind != "Event" else None,
+            trace_id=trace or new_trace_id(),
+            tail_logs=kind == "RequestResponse" and params.get("LogType") == "Tail",
+        )
+        if kind == "Event":
+            self._enqueue(params["FunctionName"], params.get("Qualifier"), request)
+            return {"StatusCode": 202}
+        result = await self.run(resolved, request)
+        out: dict[str, Any] = {
+            "StatusCode": 200,
+            "Payload": result.payload,
+            "ExecutedVersion": resolved.version,
+        }
+        if result.function_error:
+            out["FunctionError"] = result.function_error
+        if result.log_tail is not None:
+            out["LogResult"] = result.log_tail
+        return out
+
+    async def run(self, resolved: Resolved, request: InvokeRequest) -> InvokeResult:
+        spec = self.spec(resolved)
+        with self.limiter.lease(spec.function_name):
+            return await self.deps.invoker.invoke(spec, request)
+
+    # -- asynchronous invocations (in-process for now) ------------------------------------
+    def _enqueue(self, identifier: str, qualifier: str | None, request: InvokeRequest) -> None:
+        task = asyncio.get_running_loop().create_task(self._deliver(identifier, qualifier, request))
+        self._pending.add(task)
+        task.add_done_callback(self._pending.discard)
+
+    async def _deliver(
+        self, identifier: str, qualifier: str | None, request: InvokeRequest
+    ) -> None:
+        attempt, backoff = 0, 1.0
+        while True:
+            try:
+                resolved, _ = self.resolve(identifier, qualifier)
+                result = await self.run(resolved, request)
+            except TooManyRequestsException:
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, 300.0)
+                continue
+            except Exception:
+                log.exception("asynchronous invocation %s could not run", request.request_id)
+                return
+            if result.function_error is None or attempt >= len(RETRY_DELAYS):
+                return
+            await asyncio.sleep(RETRY_DELAYS[attempt])
+            attempt += 1
+
+    async def close(self) -> None:
+        for task in list(self._pending):
+            task.cancel()
+        await asyncio.gather(*self._pending, return_exceptions=True)
+
+
+def _check_json(payload: bytes) -> bytes:
+    if not payload.strip():
+        return b"{}"
+    try:
+        json.loads(payload)
+    except ValueError as exc:
+        raise InvalidRequestContentException(
+            f"Could not parse request body into json: Could not parse payload into json: {exc}"
+        ) from None
+    return payload
+
+
+def _client_context(value: str | None) -> str | None:
+    if not value:
+        return None
+    if len(value) > MAX_CLIENT_CONTEXT:
+        raise InvalidRequestContentException(
+            f"Client context must be smaller than {MAX_CLIENT_CONTEXT} bytes."
+        )
+    try:
+        text = base64.b64decode(value, validate=True).decode()
+        if not isinstance(json.loads(text), dict):
+            raise ValueError("not an object")
+    except (binascii.Error, UnicodeDecodeError, ValueError):
+        raise InvalidRequestContentException(
+            "Client context must be a valid Base64-encoded JSON object."
+        ) from None
+    return text

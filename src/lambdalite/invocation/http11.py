@@ -1,0 +1,302 @@
+"""A small HTTP/1.1 server on asyncio protocols, for the Runtime API.
+
+The Runtime API sits on the warm path of every invocation, so this server does only what its
+clients need and does it cheaply: persistent connections, ``Content-Length`` and chunked
+request bodies (with trailers, used by response streaming), ``Expect: 100-continue`` (libcurl
+sends it for larger bodies and waits for it), responses written head and body in a single
+``write`` on a socket with ``TCP_NODELAY``. Requests on one connection are handled one after
+the other. Bodies above ``max_body`` are read and thrown away rather than buffered, and the
+request is flagged so the handler can refuse it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import socket
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from http import HTTPStatus
+
+_MAX_HEAD = 64 * 1024
+_MAX_BACKLOG = 1024 * 1024
+_CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
+
+
+@dataclass
+class Request:
+    method: str
+    path: str  # without the query string
+    headers: dict[str, str]  # lower-case names
+    body: bytes = b""
+    body_size: int = 0  # bytes received, also when the body was discarded
+    too_large: bool = False
+    trailers: dict[str, str] = field(default_factory=dict)
+    # Resolved when the client closes the connection (lets long polls give up).
+    disconnected: asyncio.Future[None] | None = None
+
+
+@dataclass
+class Response:
+    status: int
+    body: bytes = b""
+    content_type: str = "application/json"
+    headers: list[tuple[str, str]] = field(default_factory=list)
+
+
+Handler = Callable[[Request], "Response | Awaitable[Response]"]
+
+
+class _BadRequest(Exception):
+    pass
+
+
+class HttpProtocol(asyncio.Protocol):
+    def __init__(self, handler: Handler, max_body: int) -> None:
+        self._handler = handler
+        self._max_body = max_body
+        self._buffer = bytearray()
+        self._transport: asyncio.Transport | None = None
+        self._busy = False  # a handler is running; parsing waits for it
+        self._paused = False
+        self._closing = False
+        self._disconnected: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self.on_lost: Callable[[HttpProtocol], None] | None = None
+        self._reset()
+
+    def _reset(self) -> None:
+        self._request: Request | None = None
+        self._state = "head"
+        self._remaining = 0
+        self._chunks = bytearray()
+        self._keep_alive = True
+
+    # -- transport callbacks ----------------------------------------------------------------
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.Transport)
+        self._transport = transport
+        sock = transport.get_extra_info("socket")
+        if sock is not None:
+            with contextlib.suppress(OSError):
+                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._transport = None
+        if self.on_lost is not None:
+            self.on_lost(self)
+        if not self._disconnected.done():
+            self._disconnected.set_result(None)
+
+    def abort(self) -> None:
+        if self._transport is not None:
+            self._transport.abort()
+
+    def data_received(self, data: bytes) -> None:
+        self._buffer += data
+        if not self._busy:
+            self._parse()
+        elif len(self._buffer) > _MAX_BACKLOG and self._transport is not None:
+            # A client that keeps sending while its previous request is pending waits.
+            self._transport.pause_reading()
+            self._paused = True
+
+    # -- parsing ----------------------------------------------------------------------------
+    def _parse(self) -> None:
+        try:
+            while self._transport is not None and not self._busy and not self._closing:
+                if not self._step():
+                    break
+        except _BadRequest as exc:
+            self._send(Response(400, str(exc).encode(), "text/plain"), close=True)
+
+    def _step(self) -> bool:
+        """Advance by one unit; False when more data is needed."""
+        buf = self._buffer
+        if self._state == "head":
+            end = buf.find(b"\r\n\r\n")
+            if end < 0:
+                if len(buf) > _MAX_HEAD:
+                    raise _BadRequest("request head too large")
+                return False
+            head = bytes(buf[:end]).decode("latin-1")
+            del buf[: end + 4]
+            self._start_request(head)
+            return True
+        if self._state == "length":
+            take = min(self._remaining, len(buf))
+            if take == 0 and self._remaining:
+                return False
+            self._add_body(buf[:take])
+            del buf[:take]
+            self._remaining -= take
+            if self._remaining == 0:
+                self._dispatch()
+            return True
+        if self._state == "chunk-size":
+            end = buf.find(b"\r\n")
+            if end < 0:
+                return False
+            size_text = bytes(buf[:end]).split(b";", 1)[0].strip()
+            del buf[: end + 2]
+            try:
+                self._remaining = int(size_text, 16)
+            except ValueError:
+                raise _BadRequest("bad chunk size") from None
+            self._state = "chunk-data" if self._remaining else "trailers"
+            return True
+        if self._state == "chunk-data":
+            if self._remaining:
+                take = min(self._remaining, len(buf))
+                if take == 0:
+                    return False
+                self._add_body(buf[:take])
+                del buf[:take]
+                self._remaining -= take
+                return True
+            if len(buf) < 2:
+                return False
+            if buf[:2] != b"\r\n":
+                raise _BadRequest("bad chunk terminator")
+            del buf[:2]
+            self._state = "chunk-size"
+            return True
+        # trailers: header lines until an empty one
+        end = buf.find(b"\r\n")
+        if end < 0:
+            return False
+        line = bytes(buf[:end]).decode("latin-1")
+        del buf[: end + 2]
+        if line:
+            name, _, value = line.partition(":")
+            assert self._request is not None
+            self._request.trailers[name.strip().lower()] = value.strip()
+            return True
+        self._dispatch()
+        return True
+
+    def _start_request(self, head: str) -> None:
+        lines = head.split("\r\n")
+        parts = lines[0].split(" ")
+        if len(parts) != 3 or not parts[2].startswith("HTTP/1."):
+            raise _BadRequest("bad request line")
+        headers: dict[str, str] = {}
+        for line in lines[1:]:
+            name, sep, value = line.partition(":")
+            if not sep:
+                raise _BadRequest("bad header line")
+            key = name.strip().lower()
+            value = value.strip()
+            headers[key] = f"{headers[key]}, {value}" if key in headers else value
+        connection = headers.get("connection", "").lower()
+        self._keep_alive = (
+            "close" not in connection if parts[2] == "HTTP/1.1" else "keep-alive" in connection
+        )
+        path = parts[1].split("?", 1)[0]
+        self._request = Request(parts[0], path, headers, disconnected=self._disconnected)
+        chunked = "chunked" in headers.get("transfer-encoding", "").lower()
+        try:
+            length = int(headers.get("content-length", "0"))
+        except ValueError:
+            raise _BadRequest("bad content-length") from None
+        if length < 0:
+            raise _BadRequest("bad content-length")
+        if (chunked or length) and headers.get("expect", "").lower() == "100-continue":
+            assert self._transport is not None
+            self._transport.write(_CONTINUE)
+        if chunked:
+            self._state = "chunk-size"
+        elif length:
+            self._state, self._remaining = "length", length
+        else:
+            self._dispatch()
+
+    def _add_body(self, data: bytearray) -> None:
+        request = self._request
+        assert request is not None
+        request.body_size += len(data)
+        if request.body_size > self._max_body:
+            request.too_large = True
+            self._chunks.clear()
+        else:
+            self._chunks += data
+
+    def _dispatch(self) -> None:
+        request = self._request
+        assert request is not None
+        request.body = bytes(self._chunks)
+        keep_alive = self._keep_alive
+        self._reset()
+        try:
+            result = self._handler(request)
+        except Exception:
+            result = Response(500, b'{"errorMessage":"internal error","errorType":"Unknown"}')
+        if isinstance(result, Response):
+            self._send(result, close=not keep_alive)
+            return
+        self._busy = True
+        task = asyncio.ensure_future(result)
+        task.add_done_callback(lambda t: self._finish(t, keep_alive))
+
+    def _finish(self, task: asyncio.Future[Response], keep_alive: bool) -> None:
+        self._busy = False
+        if self._paused and self._transport is not None:
+            self._paused = False
+            self._transport.resume_reading()
+        if task.cancelled() or task.exception() is not None:
+            response = Response(500, b'{"errorMessage":"internal error","errorType":"Unknown"}')
+        else:
+            response = task.result()
+        self._send(response, close=not keep_alive)
+        if self._buffer:
+            self._parse()
+
+    def _send(self, response: Response, close: bool) -> None:
+        transport = self._transport
+        if transport is None:
+            return
+        reason = HTTPStatus(response.status).phrase
+        lines = [f"HTTP/1.1 {response.status} {reason}"]
+        if response.body or response.status not in (204, 304):
+            lines.append(f"Content-Type: {response.content_type}")
+        lines.append(f"Content-Length: {len(response.body)}")
+        lines.extend(f"{name}: {value}" for name, value in response.headers)
+        if close:
+            lines.append("Connection: close")
+        head = ("\r\n".join(lines) + "\r\n\r\n").encode()
+        transport.write(head + response.body)
+        if close:
+            self._closing = True
+            transport.close()
+
+
+class HttpServer:
+    """A listening socket and its live connections, which ``close`` drops at once."""
+
+    def __init__(self, handler: Handler, max_body: int) -> None:
+        self._handler = handler
+        self._max_body = max_body
+        self._server: asyncio.AbstractServer | None = None
+        self._connections: set[HttpProtocol] = set()
+
+    async def start(self, host: str, port: int = 0) -> int:
+        """Listen on ``host:port`` (0 picks a free port); returns the port."""
+        loop = asyncio.get_running_loop()
+        self._server = await loop.create_server(self._protocol, host, port)
+        port_bound: int = self._server.sockets[0].getsockname()[1]
+        return port_bound
+
+    def _protocol(self) -> HttpProtocol:
+        protocol = HttpProtocol(self._handler, self._max_body)
+        self._connections.add(protocol)
+        protocol.on_lost = self._connections.discard
+        return protocol
+
+    async def close(self) -> None:
+        server, self._server = self._server, None
+        if server is None:
+            return
+        server.close()
+        for protocol in list(self._connections):
+            protocol.abort()
+        self._connections.clear()
+        await server.wait_closed()

@@ -1,0 +1,87 @@
+"""What the control plane hands the invocation path, and what it gets back.
+
+These types carry no API or storage concepts: a ``FunctionSpec`` is everything needed to start
+an execution environment for one published version (or ``$LATEST``), an ``InvokeRequest`` one
+event, and an ``InvokeResult`` what the caller of Invoke sees plus the figures of the REPORT line.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Protocol
+
+
+@dataclass(frozen=True)
+class FunctionSpec:
+    function_name: str
+    version: str  # "$LATEST" or a version number
+    function_arn: str  # unqualified
+    runtime: str  # "python3.11", ...
+    handler: str
+    code_dir: Path  # unpacked deployment package, read-only
+    memory_mb: int
+    timeout_s: int
+    ephemeral_mb: int
+    environment: Mapping[str, str]  # the function's own variables
+    # Changes whenever code or configuration of this version changes: environments started
+    # for another revision are never reused.
+    revision: str
+    region: str
+    account_id: str
+    log_format: str = "Text"
+    log_level: str | None = None
+    architectures: tuple[str, ...] = ("x86_64",)
+
+    @property
+    def log_group(self) -> str:
+        return f"/aws/lambda/{self.function_name}"
+
+    @property
+    def pool_key(self) -> tuple[str, str, str]:
+        return (self.function_name, self.version, self.revision)
+
+
+@dataclass(frozen=True)
+class InvokeRequest:
+    request_id: str
+    payload: bytes
+    invoked_arn: str
+    client_context: str | None = None  # decoded JSON text
+    cognito_identity: str | None = None  # JSON text
+    trace_id: str | None = None
+    tail_logs: bool = False
+
+
+@dataclass(frozen=True)
+class InvokeResult:
+    payload: bytes
+    # "Unhandled" when the function failed (the HTTP status stays 200), else None.
+    function_error: str | None = None
+    error_type: str | None = None  # "Sandbox.Timedout", "Runtime.ExitError", "ValueError", ...
+    content_type: str = "application/json"
+    log_tail: str | None = None  # base64 of the last 4 KB of this invocation's log
+    duration_ms: float = 0.0
+    billed_ms: int = 0
+    max_memory_mb: int = 0
+    init_duration_ms: float | None = None  # set on cold starts
+    log_stream: str = ""
+    extra: dict[str, str] = field(default_factory=dict)
+
+
+class LogSink(Protocol):
+    """Receives every log line an environment produces, platform lines included."""
+
+    def emit(self, group: str, stream: str, timestamp_ms: int, message: str) -> None: ...
+
+
+class Invoker(Protocol):
+    async def invoke(self, spec: FunctionSpec, request: InvokeRequest) -> InvokeResult:
+        """Run one invocation in a warm or new environment; never raises for function errors."""
+
+    async def retire(self, function_name: str, version: str | None = None) -> None:
+        """Stop idle environments of a function (or one version) and never reuse busy ones."""
+
+    async def close(self) -> None:
+        """Stop every environment; called once at shutdown."""

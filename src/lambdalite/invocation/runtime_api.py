@@ -1,0 +1,261 @@
+"""The Lambda Runtime API (2018-06-01) for one execution environment.
+
+Every environment gets its own listener, so a runtime can only ever see the events of its own
+environment. The server keeps the runtime-side state machine: INIT lasts until the first
+``GET /next``; then each event is handed out by ``/next`` and answered exactly once through
+``/response`` or ``/error``. Calls that do not fit the state get the platform's errors
+(``InvalidStateTransition``, ``InvalidRequestID``, ``RequestEntityTooLarge``), all as
+``{"errorMessage", "errorType"}`` JSON.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import binascii
+import json
+import re
+from collections.abc import Awaitable
+from dataclasses import dataclass, field
+from typing import Any
+
+from lambdalite.invocation.http11 import HttpServer, Request, Response
+
+API_PREFIX = "/2018-06-01"
+MAX_RESPONSE_BYTES = 6291556  # 6 MiB + 100, the buffered response limit
+_VALID_ERROR_TYPE = re.compile(r"(Runtime|Function)\.[A-Z][a-zA-Z]+")
+_OK = b'{"status":"OK"}'
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """How the runtime answered one event."""
+
+    kind: str  # "response" | "error" | "too_large"
+    body: bytes = b""
+    content_type: str = "application/json"
+    error_type: str | None = None
+
+
+@dataclass(frozen=True)
+class InitFailure:
+    error_type: str
+    body: bytes
+
+
+@dataclass
+class Event:
+    request_id: str
+    payload: bytes
+    deadline_ms: int
+    invoked_arn: str
+    trace_id: str
+    client_context: str | None = None
+    cognito_identity: str | None = None
+    outcome: asyncio.Future[Outcome] = field(init=False)
+    answered: bool = False
+
+    def __post_init__(self) -> None:
+        self.outcome = asyncio.get_running_loop().create_future()
+
+    def headers(self) -> list[tuple[str, str]]:
+        headers = [
+            ("Lambda-Runtime-Aws-Request-Id", self.request_id),
+            ("Lambda-Runtime-Deadline-Ms", str(self.deadline_ms)),
+            ("Lambda-Runtime-Invoked-Function-Arn", self.invoked_arn),
+            ("Lambda-Runtime-Trace-Id", self.trace_id),
+        ]
+        if self.client_context:
+            headers.append(("Lambda-Runtime-Client-Context", _one_line(self.client_context)))
+        if self.cognito_identity:
+            headers.append(("Lambda-Runtime-Cognito-Identity", _one_line(self.cognito_identity)))
+        return headers
+
+
+def _one_line(text: str) -> str:
+    # JSON never needs a raw line break, and one would end the header.
+    return text.replace("\r", " ").replace("\n", " ")
+
+
+def api_error(status: int, error_type: str, message: str) -> Response:
+    body = json.dumps({"errorMessage": message, "errorType": error_type}).encode()
+    return Response(status, body)
+
+
+def normalize_error_type(header: str | None, body: bytes) -> str:
+    """The error type of an ``/error`` call: from the header as the platform normalizes it,
+    else (runtimes such as awslambdaric send no header) from the body's ``errorType``."""
+    if header:
+        if _VALID_ERROR_TYPE.fullmatch(header):
+            return header
+        return "Function.Unknown" if header.startswith("Function.") else "Runtime.Unknown"
+    try:
+        decoded = json.loads(body)
+    except (ValueError, UnicodeDecodeError):
+        return "Runtime.Unknown"
+    if isinstance(decoded, dict) and isinstance(decoded.get("errorType"), str):
+        return str(decoded["errorType"]) or "Runtime.Unknown"
+    return "Runtime.Unknown"
+
+
+class RuntimeApi:
+    """One environment's Runtime API listener and runtime-side state."""
+
+    def __init__(self, host: str, max_payload: int = MAX_RESPONSE_BYTES) -> None:
+        self.host = host
+        self.max_payload = max_payload
+        self._server = HttpServer(self._handle, max_payload)
+        self.address = ""
+        loop = asyncio.get_running_loop()
+        self.ready: asyncio.Future[None] = loop.create_future()  # first GET /next
+        self.init_failed: asyncio.Future[InitFailure] = loop.create_future()
+        self._queued: Event | None = None
+        self._current: Event | None = None
+        self._waiter: asyncio.Future[Event] | None = None
+
+    async def start(self) -> str:
+        """Listen on a free port; returns ``host:port`` for ``AWS_LAMBDA_RUNTIME_API``."""
+        port = await self._server.start(self.host)
+        self.address = f"{self.host}:{port}"
+        return self.address
+
+    def submit(self, event: Event) -> asyncio.Future[Outcome]:
+        """Queue ``event`` for the runtime's next ``/next`` (handing it over at once when the
+        runtime is already waiting); the returned future resolves with its answer."""
+        if self._queued is not None:
+            raise RuntimeError("an event is already queued")
+        waiter, self._waiter = self._waiter, None
+        if waiter is not None and not waiter.done():
+            self._current = event
+            waiter.set_result(event)
+        else:
+            self._queued = event
+        return event.outcome
+
+    async def close(self) -> None:
+        """Stop listening and drop every connection (a runtime blocked in /next included)."""
+        if self._waiter is not None and not self._waiter.done():
+            self._waiter.cancel()
+        await self._server.close()
+
+    # -- routing ------------------------------------------------------------------------------
+    def _handle(self, request: Request) -> Response | Awaitable[Response]:
+        path = request.path
+        if path.startswith(API_PREFIX + "/runtime/"):
+            rest = path[len(API_PREFIX) + len("/runtime/") :]
+            if rest == "invocation/next":
+                if request.method != "GET":
+                    return _method_not_allowed()
+                return self._next(request)
+            if rest.startswith("invocation/"):
+                request_id, _, action = rest[len("invocation/") :].rpartition("/")
+                if action in ("response", "error") and request_id and "/" not in request_id:
+                    if request.method != "POST":
+                        return _method_not_allowed()
+                    return self._answer(request, request_id, action)
+            if rest == "init/error":
+                if request.method != "POST":
+                    return _method_not_allowed()
+                return self._init_error(request)
+            if rest in ("restore/next", "restore/error"):
+                return api_error(
+                    403, "InvalidStateTransition", "Restore is only available with SnapStart"
+                )
+        if path == "/ping" and request.method == "GET":
+            return Response(200, b"pong", "text/plain")
+        return api_error(404, "NotFound", f"No route for {request.method} {path}")
+
+    # -- endpoints ----------------------------------------------------------------------------
+    def _next(self, request: Request) -> Response | Awaitable[Response]:
+        if self.init_failed.done():
+            return api_error(403, "InvalidStateTransition", "Initialization already failed")
+        current = self._current
+        if current is not None and not current.answered:
+            return api_error(
+                403,
+                "InvalidStateTransition",
+                f"Invocation {current.request_id} has not been answered",
+            )
+        if self._waiter is not None and not self._waiter.done():
+            return api_error(403, "InvalidStateTransition", "Another /next call is waiting")
+        if not self.ready.done():
+            self.ready.set_result(None)
+        event, self._queued = self._queued, None
+        if event is not None:
+            self._current = event
+            return self._deliver(event)
+        self._waiter = asyncio.get_running_loop().create_future()
+        return self._wait_next(self._waiter, request)
+
+    async def _wait_next(self, waiter: asyncio.Future[Event], request: Request) -> Response:
+        gone = request.disconnected
+        if gone is not None:
+            either: list[asyncio.Future[Any]] = [waiter, gone]
+            await asyncio.wait(either, return_when=asyncio.FIRST_COMPLETED)
+            if not waiter.done():
+                # The runtime hung up: forget this poll, any event stays queued.
+                waiter.cancel()
+                if self._waiter is waiter:
+                    self._waiter = None
+                return api_error(500, "InternalServerError", "Connection closed")
+        try:
+            event = await waiter
+        except asyncio.CancelledError:
+            return api_error(500, "InternalServerError", "Environment is shutting down")
+        return self._deliver(event)
+
+    @staticmethod
+    def _deliver(event: Event) -> Response:
+        return Response(200, event.payload, "application/json", event.headers())
+
+    def _answer(self, request: Request, request_id: str, action: str) -> Response:
+        if not self.ready.done():
+            return api_error(
+                403, "InvalidStateTransition", f"Cannot post {action} before the first /next"
+            )
+        event = self._current
+        if event is None or event.request_id != request_id or event.answered:
+            return api_error(400, "InvalidRequestID", "Invalid request ID")
+        mode = request.headers.get("lambda-runtime-function-response-mode")
+        if mode is not None and mode.lower() != "streaming":
+            return api_error(
+                400, "InvalidFunctionResponseMode", f"Invalid response mode header: {mode}"
+            )
+        event.answered = True
+        if request.too_large:
+            event.outcome.set_result(Outcome("too_large"))
+            return api_error(
+                413,
+                "RequestEntityTooLarge",
+                f"Exceeded maximum allowed payload size ({self.max_payload} bytes).",
+            )
+        content_type = request.headers.get("content-type") or "application/json"
+        trailer_type = request.trailers.get("lambda-runtime-function-error-type")
+        if action == "error" or trailer_type:
+            header = request.headers.get("lambda-runtime-function-error-type") or trailer_type
+            body = request.body if action == "error" else _trailer_body(request)
+            outcome = Outcome("error", body, "application/json", normalize_error_type(header, body))
+        else:
+            outcome = Outcome("response", request.body, content_type)
+        event.outcome.set_result(outcome)
+        return Response(202, _OK)
+
+    def _init_error(self, request: Request) -> Response:
+        if self.ready.done() or self.init_failed.done():
+            return api_error(403, "InvalidStateTransition", "Not in the init phase")
+        header = request.headers.get("lambda-runtime-function-error-type")
+        body = b"" if request.too_large else request.body
+        self.init_failed.set_result(InitFailure(normalize_error_type(header, body), body))
+        return Response(202, _OK)
+
+
+def _trailer_body(request: Request) -> bytes:
+    raw = request.trailers.get("lambda-runtime-function-error-body", "")
+    try:
+        return base64.b64decode(raw, validate=True)
+    except (binascii.Error, ValueError):
+        return raw.encode()
+
+
+def _method_not_allowed() -> Response:
+    return api_error(405, "MethodNotAllowed", "Method not allowed")

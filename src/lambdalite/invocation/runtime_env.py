@@ -1,0 +1,96 @@
+"""The environment variables a runtime process starts with.
+
+Three layers, later ones winning: the platform's unreserved defaults (``LANG``, ``PATH``,
+``LD_LIBRARY_PATH``, ...), the function's own variables, and the reserved variables the
+platform always sets (a function cannot override ``AWS_LAMBDA_RUNTIME_API`` or ``_HANDLER``).
+Nothing is inherited from the server's own environment, so no host secrets leak into functions.
+"""
+
+from __future__ import annotations
+
+import secrets
+from datetime import datetime, timezone
+from pathlib import Path
+
+from lambdalite.invocation.model import FunctionSpec
+
+EXEC_WRAPPER = "AWS_LAMBDA_EXEC_WRAPPER"
+AWS_TASK_ROOT = "/var/task"
+_BASE_PATH = "/usr/local/bin:/usr/bin/:/bin:/opt/bin"
+
+
+def log_stream_name(version: str, now: float) -> str:
+    """``YYYY/MM/DD/[<version>]<32 hex>``, one per environment."""
+    day = datetime.fromtimestamp(now, tz=timezone.utc).strftime("%Y/%m/%d")
+    return f"{day}/[{version}]{secrets.token_hex(16)}"
+
+
+def runtime_argv(spec: FunctionSpec, command: list[str]) -> list[str]:
+    """The runtime command, behind the function's exec wrapper script when it names one.
+
+    Functions written for AWS name their wrapper by its path in the Lambda file system; one
+    under ``/var/task`` (the task root there) is looked up in the code directory, where the
+    deployment package lives here.
+    """
+    wrapper = spec.environment.get(EXEC_WRAPPER)
+    if not wrapper:
+        return list(command)
+    if wrapper.startswith(AWS_TASK_ROOT + "/") and not Path(wrapper).exists():
+        wrapper = str(spec.code_dir / wrapper[len(AWS_TASK_ROOT) + 1 :])
+    return [wrapper, *command]
+
+
+def runtime_environment(
+    spec: FunctionSpec,
+    api_address: str,
+    log_stream: str,
+    runtime_dir: Path,
+    interpreter_dir: Path | None = None,
+) -> dict[str, str]:
+    """Variables for one environment. ``interpreter_dir`` goes first on ``PATH``, as the
+    managed images put their language's bin directory there."""
+    task_root = str(spec.code_dir)
+    runtime = str(runtime_dir)
+    path = f"{interpreter_dir}:{_BASE_PATH}" if interpreter_dir else _BASE_PATH
+    defaults = {
+        "LANG": "en_US.UTF-8",
+        "PATH": path,
+        "LD_LIBRARY_PATH": ":".join(
+            [
+                "/lib64",
+                "/usr/lib64",
+                runtime,
+                f"{runtime}/lib",
+                task_root,
+                f"{task_root}/lib",
+                "/opt/lib",
+            ]
+        ),
+        "AWS_XRAY_CONTEXT_MISSING": "LOG_ERROR",
+    }
+    reserved = {
+        "_HANDLER": spec.handler,
+        "AWS_LAMBDA_RUNTIME_API": api_address,
+        "LAMBDA_TASK_ROOT": task_root,
+        "LAMBDA_RUNTIME_DIR": runtime,
+        "AWS_REGION": spec.region,
+        "AWS_DEFAULT_REGION": spec.region,
+        "AWS_LAMBDA_FUNCTION_NAME": spec.function_name,
+        "AWS_LAMBDA_FUNCTION_VERSION": spec.version,
+        "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": str(spec.memory_mb),
+        "AWS_LAMBDA_INITIALIZATION_TYPE": "on-demand",
+        "AWS_LAMBDA_LOG_GROUP_NAME": spec.log_group,
+        "AWS_LAMBDA_LOG_STREAM_NAME": log_stream,
+        "AWS_LAMBDA_LOG_FORMAT": spec.log_format,
+        # Placeholder credentials: SDKs inside functions find some and can talk to an
+        # endpoint that does not check them.
+        "AWS_ACCESS_KEY_ID": "test",
+        "AWS_SECRET_ACCESS_KEY": "test",
+        "AWS_SESSION_TOKEN": "test",
+        "TZ": ":UTC",
+    }
+    if not spec.runtime.startswith("provided"):
+        reserved["AWS_EXECUTION_ENV"] = f"AWS_Lambda_{spec.runtime}"
+    if spec.log_level:
+        reserved["AWS_LAMBDA_LOG_LEVEL"] = spec.log_level
+    return {**defaults, **spec.environment, **reserved}

@@ -1,0 +1,18 @@
+"""Language runtimes: the clients that run inside execution environments, and their registry."""
+
+from lambdalite.runtimes.python import bootstrap_path, launcher_path
+from lambdalite.runtimes.registry import (
+    KNOWN_RUNTIMES,
+    SUPPORTED_RUNTIMES,
+    RuntimeCommand,
+    RuntimeRegistry,
+)
+
+__all__ = [
+    "KNOWN_RUNTIMES",
+    "SUPPORTED_RUNTIMES",
+    "RuntimeCommand",
+    "RuntimeRegistry",
+    "bootstrap_path",
+    "launcher_path",
+]

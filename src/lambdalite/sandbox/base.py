@@ -1,0 +1,125 @@
+"""The contract between the invocation path and whatever isolates a function's processes.
+
+A sandbox runs one program (the runtime) and everything it starts, under resource limits, and
+can take all of it down again. It knows nothing about the Runtime API, the store or invocations:
+it sees an argv, an environment, a working directory and limits, and reports output lines,
+the exit status, memory figures and whether the memory limit killed it.
+
+Threading: sandboxes and backends belong to the asyncio event loop that spawned them. Every
+method is called from that loop's thread; none is safe to call from another thread. Output
+callbacks run on the loop thread too, in the order the bytes were written; they must not raise.
+"""
+
+from __future__ import annotations
+
+import signal
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol
+
+# Called with one output line: no trailing newline, a '\r' inside stays. stdout and stderr share
+# one pipe, so lines arrive in the order they were written across both streams, as they do in
+# the platform's single log stream.
+OutputCallback = Callable[[str], None]
+
+
+@dataclass(frozen=True)
+class Limits:
+    """Per-sandbox resource limits, mirroring the quotas of a standard function.
+
+    ``nproc`` is enforced per sandbox only where a pids cgroup is available: the
+    ``RLIMIT_NPROC`` rlimit counts every process of the user, not of the sandbox, so it is not
+    used.
+    """
+
+    memory_mb: int
+    ephemeral_mb: int
+    nofile: int = 1024
+    nproc: int = 1024
+
+
+class Sandbox(Protocol):
+    """One running program and all of its descendants."""
+
+    @property
+    def pid(self) -> int:
+        """Process id of the program that was spawned."""
+
+    @property
+    def memory_enforced(self) -> bool:
+        """Whether exceeding ``Limits.memory_mb`` kills the sandbox (cgroup or poll mode)."""
+
+    async def wait(self) -> int:
+        """Wait for the spawned program to exit; ``Popen.returncode`` convention.
+
+        ``>= 0`` is an exit status, ``< 0`` the number of the signal that killed it. Descendants
+        may outlive it; ``destroy`` takes care of them.
+        """
+
+    def exit_status(self) -> int | None:
+        """The status ``wait`` returns, or None while the program runs."""
+
+    def drain(self, flush_partial: bool = False) -> None:
+        """Deliver, synchronously, every output line already written by the sandbox.
+
+        Output is otherwise delivered as the event loop gets to it; callers that need "all output
+        written so far" (before a marker line of their own) call this first. With
+        ``flush_partial`` an unterminated last line is delivered as a line too.
+        """
+
+    def kill(self) -> None:
+        """Send SIGKILL to the spawned program's process group; returns at once."""
+
+    async def destroy(self) -> None:
+        """Kill every process the sandbox started and release its resources.
+
+        This includes background children and daemons that left the process group or session
+        (found through cgroup membership, or through process tracking where cgroups are not
+        available). Idempotent and safe to call at any time, also concurrently; it returns when
+        the processes are gone (or after a bounded wait) and never raises.
+        """
+
+    def memory_peak_mb(self) -> int:
+        """Highest memory use seen so far, in MB (rounded up)."""
+
+    def oom_killed(self) -> bool:
+        """Whether the memory limit killed a process of this sandbox."""
+
+
+class SandboxBackend(Protocol):
+    def spawn(
+        self,
+        argv: Sequence[str],
+        env: Mapping[str, str],
+        cwd: Path,
+        limits: Limits,
+        on_output: OutputCallback,
+        label: str = "",
+    ) -> Sandbox:
+        """Start ``argv`` in a new sandbox. ``label`` only names it (cgroup names, debugging).
+
+        Raises ``OSError`` when the program cannot be started (missing executable, bad cwd).
+        Must be called from the running event loop.
+        """
+
+    async def close(self) -> None:
+        """Destroy every sandbox still alive and stop background work."""
+
+
+def describe_exit(status: int) -> str:
+    """Describe an exit status the way the platform's error messages do.
+
+    ``exit status 3``, ``signal: killed``, ``signal: segmentation fault``: the wording of Go's
+    process states, which AWS uses in ``Runtime exited with error: ...``.
+    """
+    if status >= 0:
+        return f"exit status {status}"
+    signum = -status
+    try:
+        text = signal.strsignal(signum) or f"signal {signum}"
+    except ValueError:
+        text = f"signal {signum}"
+    if len(text) > 1 and not text[1].isupper():
+        text = text[0].lower() + text[1:]
+    return f"signal: {text}"

@@ -1,0 +1,274 @@
+"""Linux control groups for sandboxes: memory limit, peak, OOM detection and reliable kill-all.
+
+Both hierarchies are supported, detected from /proc/self/mountinfo and /proc/self/cgroup:
+
+* v1 (separate ``memory`` and ``pids`` hierarchies, as on hosts in hybrid mode),
+* v2 (the unified hierarchy, the common case on current hosts).
+
+Sandbox cgroups are created *below the cgroup this process runs in* (or below an explicitly
+delegated directory), in ``<parent>/lambdalite/<owner>_<id>``: nesting keeps whatever limits the
+host put on the server itself, and the owner part (pid and start time of the server process)
+lets a starting server sweep the leftovers of a crashed one without touching the cgroups of
+another server that is alive and shares the same parent.
+
+On v2 the parent must allow enabling controllers for its children, which the kernel refuses
+while the parent itself holds processes ("no internal processes"); in that case cgroups are
+reported unavailable and the caller falls back to polling.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import os
+import signal
+from dataclasses import dataclass
+from pathlib import Path
+
+ROOT_NAME = "lambdalite"
+_MIB = 1024 * 1024
+
+
+@dataclass(frozen=True)
+class CgroupLayout:
+    version: int  # 1 or 2
+    memory_root: Path  # <parent>/lambdalite in the memory (v1) or unified (v2) hierarchy
+    pids_root: Path | None  # v1 only: <parent>/lambdalite in the pids hierarchy
+
+
+class CgroupUnavailable(Exception):
+    """Cgroups cannot be used here; the message says why."""
+
+
+def _mounts(mountinfo: str) -> list[tuple[str, str, str, set[str]]]:
+    """(root, mount point, fs type, super options) of every cgroup mount."""
+    found = []
+    for line in mountinfo.splitlines():
+        left, _, right = line.partition(" - ")
+        fields, rfields = left.split(), right.split()
+        if len(fields) < 5 or len(rfields) < 3 or rfields[0] not in ("cgroup", "cgroup2"):
+            continue
+        found.append((fields[3], fields[4], rfields[0], set(rfields[2].split(","))))
+    return found
+
+
+def _own_paths(proc_cgroup: str) -> tuple[dict[str, str], str | None]:
+    """The v1 cgroup path per controller, and the v2 path, of this process."""
+    v1: dict[str, str] = {}
+    v2: str | None = None
+    for line in proc_cgroup.splitlines():
+        parts = line.split(":", 2)
+        if len(parts) != 3:
+            continue
+        if parts[0] == "0" and parts[1] == "":
+            v2 = parts[2]
+        for ctrl in parts[1].split(","):
+            if ctrl:
+                v1[ctrl] = parts[2]
+    return v1, v2
+
+
+def _join(mount_point: str, mount_root: str, path: str) -> Path:
+    if mount_root != "/" and (path == mount_root or path.startswith(mount_root + "/")):
+        path = path[len(mount_root) :]
+    rel = path.strip("/")
+    return Path(mount_point) / rel if rel else Path(mount_point)
+
+
+def _write(path: Path, value: str) -> None:
+    fd = os.open(path, os.O_WRONLY)
+    try:
+        os.write(fd, value.encode())
+    finally:
+        os.close(fd)
+
+
+def _try_write(path: Path, value: str) -> bool:
+    try:
+        _write(path, value)
+    except OSError:
+        return False
+    return True
+
+
+def detect(parent: Path | None = None) -> CgroupLayout:
+    """Find a writable place for sandbox cgroups, creating ``lambdalite`` directories.
+
+    ``parent`` overrides the cgroup the server runs in (a delegated subtree).
+    Raises ``CgroupUnavailable`` with the reason when none is usable.
+    """
+    try:
+        mounts = _mounts(Path("/proc/self/mountinfo").read_text())
+        own_v1, own_v2 = _own_paths(Path("/proc/self/cgroup").read_text())
+    except OSError as exc:
+        raise CgroupUnavailable(f"cannot read /proc: {exc}") from exc
+    v1_memory = next((m for m in mounts if m[2] == "cgroup" and "memory" in m[3]), None)
+    if v1_memory is not None:
+        base = parent or _join(v1_memory[1], v1_memory[0], own_v1.get("memory", "/"))
+        memory_root = _make_dir(base / ROOT_NAME)
+        pids_root = None
+        v1_pids = next((m for m in mounts if m[2] == "cgroup" and "pids" in m[3]), None)
+        if v1_pids is not None:
+            pbase = _join(v1_pids[1], v1_pids[0], own_v1.get("pids", "/"))
+            with contextlib.suppress(CgroupUnavailable):
+                pids_root = _make_dir(pbase / ROOT_NAME)
+        return CgroupLayout(1, memory_root, pids_root)
+    v2 = next((m for m in mounts if m[2] == "cgroup2"), None)
+    if v2 is None or own_v2 is None:
+        raise CgroupUnavailable("no memory controller is mounted")
+    base = parent or _join(v2[1], v2[0], own_v2)
+    try:
+        available = (base / "cgroup.controllers").read_text().split()
+    except OSError as exc:
+        raise CgroupUnavailable(f"cannot read {base}/cgroup.controllers: {exc}") from exc
+    if "memory" not in available:
+        raise CgroupUnavailable(f"memory controller not delegated to {base}")
+    wanted = ["memory"] + (["pids"] if "pids" in available else [])
+    _enable(base, wanted)
+    root = _make_dir(base / ROOT_NAME)
+    _enable(root, wanted)
+    return CgroupLayout(2, root, None)
+
+
+def _enable(directory: Path, controllers: list[str]) -> None:
+    current = (directory / "cgroup.subtree_control").read_text().split()
+    missing = [c for c in controllers if c not in current]
+    if not missing:
+        return
+    try:
+        _write(directory / "cgroup.subtree_control", " ".join("+" + c for c in missing))
+    except OSError as exc:
+        hint = " (it holds processes itself)" if exc.errno == errno.EBUSY else ""
+        raise CgroupUnavailable(f"cannot enable {missing} in {directory}{hint}: {exc}") from exc
+
+
+def _make_dir(path: Path) -> Path:
+    try:
+        path.mkdir(exist_ok=True)
+    except OSError as exc:
+        raise CgroupUnavailable(f"cannot create {path}: {exc}") from exc
+    if not os.access(path / "cgroup.procs", os.W_OK):
+        raise CgroupUnavailable(f"{path}/cgroup.procs is not writable")
+    return path
+
+
+def owner_token(pid: int | None = None) -> str | None:
+    """``<pid>-<start time>`` of a live process, None when it does not exist."""
+    pid = os.getpid() if pid is None else pid
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    fields = stat[stat.rindex(")") + 2 :].split()
+    return f"{pid}-{fields[19]}"
+
+
+class Cgroup:
+    """The cgroup directories of one sandbox (one per hierarchy on v1, one on v2)."""
+
+    def __init__(self, layout: CgroupLayout, name: str) -> None:
+        self.version = layout.version
+        self.memory_dir = layout.memory_root / name
+        self.pids_dir = layout.pids_root / name if layout.pids_root else None
+
+    @property
+    def dirs(self) -> list[Path]:
+        return [d for d in (self.memory_dir, self.pids_dir) if d is not None]
+
+    def create(self, limits_memory_mb: int, nproc: int) -> None:
+        """Create the directories and set the limits; raises OSError on failure."""
+        for directory in self.dirs:
+            directory.mkdir(exist_ok=True)
+        limit = str(limits_memory_mb * _MIB)
+        if self.version == 1:
+            _write(self.memory_dir / "memory.limit_in_bytes", limit)
+            # Without swap the limit is a hard RSS ceiling, as in Lambda.
+            _try_write(self.memory_dir / "memory.swappiness", "0")
+            _try_write(self.memory_dir / "memory.memsw.limit_in_bytes", limit)
+            if self.pids_dir is not None:
+                _try_write(self.pids_dir / "pids.max", str(nproc))
+        else:
+            _write(self.memory_dir / "memory.max", limit)
+            _try_write(self.memory_dir / "memory.swap.max", "0")
+            # One OOM kill takes the whole sandbox down, like the platform's reset.
+            _try_write(self.memory_dir / "memory.oom.group", "1")
+            _try_write(self.memory_dir / "pids.max", str(nproc))
+
+    def procs_files(self) -> list[bytes]:
+        """Paths a child writes its own pid to (before exec) to join every hierarchy."""
+        return [os.fsencode(d / "cgroup.procs") for d in self.dirs]
+
+    def pids(self) -> set[int]:
+        found: set[int] = set()
+        for directory in self.dirs:
+            try:
+                text = (directory / "cgroup.procs").read_text()
+            except OSError:
+                continue
+            found.update(int(p) for p in text.split())
+        return found
+
+    def kill_all(self) -> int:
+        """SIGKILL every member once; returns how many were signalled."""
+        if self.version == 2 and _try_write(self.memory_dir / "cgroup.kill", "1"):
+            return len(self.pids())
+        count = 0
+        for pid in self.pids():
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.kill(pid, signal.SIGKILL)
+                count += 1
+        return count
+
+    def memory_peak_bytes(self) -> int:
+        name = "memory.max_usage_in_bytes" if self.version == 1 else "memory.peak"
+        for candidate in (name, "memory.current", "memory.usage_in_bytes"):
+            try:
+                return int((self.memory_dir / candidate).read_text().strip())
+            except (OSError, ValueError):
+                continue
+        return 0
+
+    def oom_killed(self) -> bool:
+        name = "memory.oom_control" if self.version == 1 else "memory.events"
+        try:
+            text = (self.memory_dir / name).read_text()
+        except OSError:
+            return False
+        for line in text.splitlines():
+            key, _, value = line.partition(" ")
+            if key == "oom_kill":
+                return int(value or 0) > 0
+        return False
+
+    def remove(self) -> bool:
+        """rmdir every directory; False while some still hold processes."""
+        done = True
+        for directory in self.dirs:
+            try:
+                directory.rmdir()
+            except FileNotFoundError:
+                continue
+            except OSError:
+                done = False
+        return done
+
+
+def leftovers(layout: CgroupLayout) -> list[Cgroup]:
+    """Sandbox cgroups whose owning server process no longer exists."""
+    stale: dict[str, Cgroup] = {}
+    me = owner_token()
+    roots = [r for r in (layout.memory_root, layout.pids_root) if r is not None]
+    for root in roots:
+        try:
+            entries = list(root.iterdir())
+        except OSError:
+            continue
+        for entry in entries:
+            owner, sep, _ = entry.name.partition("_")
+            if not sep or not entry.is_dir() or owner == me or entry.name in stale:
+                continue
+            pid_text = owner.split("-", 1)[0]
+            if pid_text.isdigit() and owner_token(int(pid_text)) == owner:
+                continue  # another live server's sandbox
+            stale[entry.name] = Cgroup(layout, entry.name)
+    return list(stale.values())

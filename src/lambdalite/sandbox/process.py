@@ -1,0 +1,370 @@
+"""Sandboxes made of plain processes: own session, rlimits, and cgroups or /proc polling.
+
+Each sandbox's program starts in a session of its own (so its process group is known and a
+terminal signal never reaches it) with ``RLIMIT_NOFILE`` and an ``RLIMIT_FSIZE`` equal to the
+ephemeral storage size (a single file can never outgrow /tmp). Memory is enforced in one of
+three modes, chosen by ``memory_enforcement``:
+
+* ``cgroup``: a memory (and pids) cgroup per sandbox, joined by the child *before* it execs, so
+  not even the runtime's first allocation escapes the limit; the kernel's OOM killer enforces it.
+* ``poll``: a shared task reads /proc periodically, sums the RSS of every process of each
+  sandbox and kills a sandbox whose total exceeds its limit. Coarser, but works anywhere.
+* ``off``: the same tracking without kills (peak memory is still reported).
+
+``auto`` picks ``cgroup`` when a writable memory controller is found, else ``poll``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import re
+import resource
+import signal
+import subprocess
+import time
+import uuid
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from lambdalite.sandbox import cgroups, procfs
+from lambdalite.sandbox.base import Limits, OutputCallback
+from lambdalite.sandbox.output import LinePump
+
+if TYPE_CHECKING:
+    from lambdalite.config import Settings
+
+log = logging.getLogger(__name__)
+_MIB = 1024 * 1024
+MODES = ("auto", "cgroup", "poll", "off")
+
+
+@dataclass(frozen=True)
+class SandboxOptions:
+    memory_enforcement: str = "auto"  # auto | cgroup | poll | off
+    poll_interval: float = 0.1  # seconds between /proc scans in poll and off modes
+    cgroup_parent: Path | None = None  # a delegated cgroup to nest under, instead of our own
+    destroy_timeout: float = 2.0  # how long destroy waits for processes to disappear
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> SandboxOptions:
+        return cls(memory_enforcement=settings.memory_enforcement)
+
+
+class ProcessSandboxBackend:
+    """Spawns ``ProcessSandbox`` instances; see the module docstring for the modes."""
+
+    def __init__(self, options: SandboxOptions | Settings | None = None) -> None:
+        if options is None:
+            options = SandboxOptions()
+        elif not isinstance(options, SandboxOptions):
+            options = SandboxOptions.from_settings(options)
+        self.options = options
+        if self.options.memory_enforcement not in MODES:
+            raise ValueError(f"memory_enforcement must be one of {MODES}")
+        self._layout: cgroups.CgroupLayout | None = None
+        self._mode: str | None = None
+        self.unavailable_reason: str | None = None
+        self._owner = cgroups.owner_token() or str(os.getpid())
+        self._sandboxes: set[ProcessSandbox] = set()
+        self._poller: asyncio.Task[None] | None = None
+
+    @property
+    def mode(self) -> str:
+        """The resolved mode: ``cgroup``, ``poll`` or ``off``."""
+        self.prepare()
+        assert self._mode is not None
+        return self._mode
+
+    @property
+    def cgroup_version(self) -> int | None:
+        self.prepare()
+        return self._layout.version if self._layout else None
+
+    def prepare(self) -> None:
+        """Resolve the mode and sweep cgroups left by a crashed server; runs once.
+
+        Raises ``RuntimeError`` when ``cgroup`` mode was asked for and is not available.
+        """
+        if self._mode is not None:
+            return
+        wanted = self.options.memory_enforcement
+        if wanted in ("auto", "cgroup"):
+            try:
+                self._layout = cgroups.detect(self.options.cgroup_parent)
+            except cgroups.CgroupUnavailable as exc:
+                self.unavailable_reason = str(exc)
+                if wanted == "cgroup":
+                    raise RuntimeError(f"cgroup memory enforcement unavailable: {exc}") from exc
+                log.info("cgroups unavailable (%s); enforcing memory by polling", exc)
+        self._mode = "cgroup" if self._layout else ("off" if wanted == "off" else "poll")
+        if self._layout is not None:
+            self._sweep(self._layout)
+
+    @staticmethod
+    def _sweep(layout: cgroups.CgroupLayout) -> None:
+        for group in cgroups.leftovers(layout):
+            deadline = time.monotonic() + 2.0
+            while not (group.kill_all() == 0 and group.remove()):
+                if time.monotonic() > deadline:
+                    log.warning("could not remove leftover cgroup %s", group.memory_dir)
+                    break
+                time.sleep(0.01)
+            else:
+                log.info("removed leftover sandbox cgroup %s", group.memory_dir.name)
+
+    def spawn(
+        self,
+        argv: Sequence[str],
+        env: Mapping[str, str],
+        cwd: Path,
+        limits: Limits,
+        on_output: OutputCallback,
+        label: str = "",
+    ) -> ProcessSandbox:
+        self.prepare()
+        loop = asyncio.get_running_loop()
+        group: cgroups.Cgroup | None = None
+        if self._layout is not None:
+            safe = re.sub(r"[^A-Za-z0-9.-]", "", label)[:40]
+            group = cgroups.Cgroup(self._layout, f"{self._owner}_{safe}-{uuid.uuid4().hex[:8]}")
+            try:
+                group.create(limits.memory_mb, limits.nproc)
+            except OSError as exc:
+                log.warning("cannot create cgroup %s (%s); polling instead", group.dirs, exc)
+                group.remove()
+                group = None
+        read_fd, write_fd = os.pipe2(os.O_CLOEXEC)
+        try:
+            popen = subprocess.Popen(
+                list(argv),
+                env=dict(env),
+                cwd=cwd,
+                stdin=subprocess.DEVNULL,
+                stdout=write_fd,
+                stderr=write_fd,
+                start_new_session=True,
+                preexec_fn=_child_setup(group.procs_files() if group else [], limits),
+            )
+        except BaseException as exc:
+            os.close(read_fd)
+            if group is not None:
+                group.remove()
+            if isinstance(exc, subprocess.SubprocessError):
+                raise OSError(f"cannot start {argv[0]!r}: {exc}") from exc
+            raise
+        finally:
+            os.close(write_fd)
+        sandbox = ProcessSandbox(self, popen, LinePump(read_fd, on_output, loop), group, limits)
+        sandbox.polled_enforcement = group is None and self._mode != "off"
+        self._sandboxes.add(sandbox)
+        if group is None and self._poller is None:
+            self._poller = loop.create_task(self._poll_loop())
+        return sandbox
+
+    def _forget(self, sandbox: ProcessSandbox) -> None:
+        self._sandboxes.discard(sandbox)
+
+    async def _poll_loop(self) -> None:
+        try:
+            while True:
+                polled = [s for s in self._sandboxes if s.cgroup is None]
+                if not polled:
+                    break
+                table = await asyncio.to_thread(procfs.scan)
+                for sandbox in polled:
+                    sandbox.observe(table)
+                await asyncio.sleep(self.options.poll_interval)
+        finally:
+            self._poller = None
+
+    async def close(self) -> None:
+        await asyncio.gather(*(s.destroy() for s in list(self._sandboxes)))
+        if self._poller is not None:
+            self._poller.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._poller
+
+
+def _child_setup(procs_files: list[bytes], limits: Limits) -> Callable[[], None]:
+    """The pre-exec hook: join the cgroups, then lower rlimits. Only syscalls, no locks."""
+    rlimits = []
+    for res, value in (
+        (resource.RLIMIT_NOFILE, limits.nofile),
+        (resource.RLIMIT_FSIZE, limits.ephemeral_mb * _MIB),
+    ):
+        _soft, hard = resource.getrlimit(res)
+        capped = value if hard == resource.RLIM_INFINITY else min(value, hard)
+        rlimits.append((res, capped))
+
+    def setup() -> None:
+        pid = str(os.getpid()).encode()
+        for path in procs_files:
+            fd = os.open(path, os.O_WRONLY)
+            try:
+                os.write(fd, pid)
+            finally:
+                os.close(fd)
+        for res, value in rlimits:
+            resource.setrlimit(res, (value, value))
+
+    return setup
+
+
+class ProcessSandbox:
+    """A spawned program in its own session; see ``lambdalite.sandbox.base.Sandbox``."""
+
+    def __init__(
+        self,
+        backend: ProcessSandboxBackend,
+        popen: subprocess.Popen[bytes],
+        pump: LinePump,
+        group: cgroups.Cgroup | None,
+        limits: Limits,
+    ) -> None:
+        self._backend = backend
+        self._popen = popen
+        self._pump = pump
+        self.cgroup = group
+        self.limits = limits
+        self.polled_enforcement = False
+        self._loop = asyncio.get_running_loop()
+        self._exited: asyncio.Future[int] = self._loop.create_future()
+        self._known: dict[int, int] = {}
+        self._peak_bytes = 0
+        self._oom = False
+        self._destroying: asyncio.Task[None] | None = None
+        self._pidfd: int | None = None
+        self._watch_exit()
+
+    @property
+    def pid(self) -> int:
+        return self._popen.pid
+
+    @property
+    def memory_enforced(self) -> bool:
+        return self.cgroup is not None or self.polled_enforcement
+
+    # -- exit -----------------------------------------------------------------------------
+    def _watch_exit(self) -> None:
+        try:
+            self._pidfd = os.pidfd_open(self.pid)
+        except (AttributeError, OSError):
+            self._loop.create_task(self._poll_exit())
+            return
+        self._loop.add_reader(self._pidfd, self._reap)
+
+    async def _poll_exit(self) -> None:
+        while not self._exited.done():
+            self._reap()
+            await asyncio.sleep(0.02)
+
+    def _reap(self) -> None:
+        try:
+            pid, status = os.waitpid(self.pid, os.WNOHANG)
+        except ChildProcessError:
+            pid, status = self.pid, 0xFF00  # reaped elsewhere: report exit status 255
+        if pid == 0:
+            return
+        code = os.waitstatus_to_exitcode(status)
+        self._popen.returncode = code  # so Popen never reaps (or warns about) it again
+        if self._pidfd is not None:
+            self._loop.remove_reader(self._pidfd)
+            os.close(self._pidfd)
+            self._pidfd = None
+        if not self._exited.done():
+            self._exited.set_result(code)
+
+    async def wait(self) -> int:
+        return await asyncio.shield(self._exited)
+
+    def exit_status(self) -> int | None:
+        return self._exited.result() if self._exited.done() else None
+
+    # -- output ---------------------------------------------------------------------------
+    def drain(self, flush_partial: bool = False) -> None:
+        self._pump.drain(flush_partial)
+
+    # -- memory ---------------------------------------------------------------------------
+    def observe(self, table: dict[int, procfs.ProcInfo]) -> None:
+        """Take one /proc snapshot into account (poll and off modes)."""
+        found = procfs.members(table, self.pid, self._known.items())
+        self._known = {p.pid: p.start_time for p in found.values()}
+        total = sum(p.rss_bytes for p in found.values())
+        self._peak_bytes = max(self._peak_bytes, total)
+        if self.polled_enforcement and total > self.limits.memory_mb * _MIB and not self._oom:
+            self._oom = True
+            for pid in found:
+                with contextlib.suppress(ProcessLookupError, PermissionError):
+                    os.kill(pid, signal.SIGKILL)
+
+    def memory_peak_mb(self) -> int:
+        # The cgroup is only charged for pages it faulted in first; shared libraries already in
+        # the page cache are not, so the runtime's own high-water mark can be the larger figure.
+        peak = max(self._peak_bytes, _high_water_mark(self.pid))
+        if self.cgroup is not None:
+            peak = max(peak, self.cgroup.memory_peak_bytes())
+        return -(-peak // _MIB)
+
+    def oom_killed(self) -> bool:
+        if self.cgroup is not None:
+            return self.cgroup.oom_killed()
+        return self._oom
+
+    # -- teardown -------------------------------------------------------------------------
+    def kill(self) -> None:
+        if self._exited.done():
+            return
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(self.pid, signal.SIGKILL)
+
+    async def destroy(self) -> None:
+        if self._destroying is None:
+            self._destroying = self._loop.create_task(self._destroy())
+        await asyncio.shield(self._destroying)
+
+    def _alive_members(self) -> set[int]:
+        pids = set(self.cgroup.pids()) if self.cgroup is not None else set()
+        found = procfs.members(procfs.scan(), self.pid, self._known.items())
+        self._known.update((p.pid, p.start_time) for p in found.values())
+        return pids | set(found)
+
+    async def _destroy(self) -> None:
+        try:
+            self.kill()
+            deadline = self._loop.time() + self._backend.options.destroy_timeout
+            while self._loop.time() < deadline:
+                if self.cgroup is not None:
+                    self.cgroup.kill_all()
+                members = self._alive_members()
+                for pid in members:
+                    with contextlib.suppress(ProcessLookupError, PermissionError):
+                        os.kill(pid, signal.SIGKILL)
+                if not members and self._exited.done():
+                    break
+                await asyncio.sleep(0.005)
+            self._pump.drain(flush_partial=True)
+            self._pump.close()
+            if self.cgroup is not None:
+                while not self.cgroup.remove() and self._loop.time() < deadline:
+                    await asyncio.sleep(0.005)
+        except Exception:
+            log.exception("destroying sandbox %s failed", self.pid)
+        finally:
+            self._backend._forget(self)
+
+
+def _high_water_mark(pid: int) -> int:
+    """Peak RSS the kernel recorded for one process (VmHWM), in bytes; 0 once it is gone."""
+    try:
+        with open(f"/proc/{pid}/status", "rb") as fh:
+            for line in fh:
+                if line.startswith(b"VmHWM:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    return 0

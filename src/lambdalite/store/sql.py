@@ -1,0 +1,366 @@
+"""The ``Store`` on SQLAlchemy Core: SQLite by default, PostgreSQL for shared deployments.
+
+Every conditional write is a single statement whose WHERE clause carries the condition
+(``UPDATE ... WHERE revision = :expected``, or a plain INSERT against the primary key), and the
+affected row count tells whether it applied. That keeps optimistic concurrency correct without
+explicit locking or multi-statement transactions, on both backends.
+"""
+
+from __future__ import annotations
+
+import builtins
+import json
+import threading
+import time
+import uuid
+from collections.abc import Iterator, Sequence
+from contextlib import AbstractContextManager, contextmanager, nullcontext
+from typing import Any
+
+from sqlalchemy import (
+    ColumnElement,
+    Connection,
+    LargeBinary,
+    bindparam,
+    cast,
+    delete,
+    func,
+    insert,
+    select,
+    text,
+    update,
+)
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.exc import IntegrityError, OperationalError, ProgrammingError
+from sqlalchemy.sql.elements import KeyedColumnElement
+
+from lambdalite.store.base import (
+    Document,
+    DocumentExists,
+    Expect,
+    LogEvent,
+    LogStreamInfo,
+    RevisionMismatch,
+)
+from lambdalite.store.engine import build_engine, is_memory_sqlite, normalize_url
+from lambdalite.store.tables import SCHEMA_VERSION, documents, log_events, metadata, schema_version
+
+_D = documents.c
+_L = log_events.c
+
+_GET = select(_D.parent, _D.data, _D.revision).where(
+    _D.kind == bindparam("kind"), _D.key == bindparam("key")
+)
+_EVENTS = select(_L.id, _L.group_name, _L.stream_name, _L.timestamp, _L.ingestion_time, _L.message)
+
+
+def _now_ms() -> int:
+    return int(time.time() * 1000)
+
+
+def _has_prefix(column: KeyedColumnElement[str], prefix: str) -> ColumnElement[bool]:
+    # substr() compares code points on both backends; LIKE would ignore ASCII case on SQLite.
+    return func.substr(column, 1, len(prefix)) == prefix
+
+
+class SqlStore:
+    """Documents and log events in one SQL database.
+
+    ``url`` is a SQLAlchemy-style URL: ``sqlite:///path/lambdalite.db`` (file and parent
+    directory created on demand; ``sqlite://`` for a private in-memory database) or
+    ``postgresql://user@host/db`` (driven by psycopg 3). ``schema`` confines a PostgreSQL
+    store to one schema, created if needed.
+    """
+
+    def __init__(self, url: str, *, schema: str | None = None) -> None:
+        parsed = normalize_url(url)
+        self._engine = build_engine(parsed, schema=schema)
+        dialect = self._engine.dialect.name
+        self._postgres = dialect == "postgresql"
+        # Reads are single statements: on PostgreSQL running them outside a transaction saves
+        # the BEGIN/ROLLBACK round trips; SQLite's driver already reads without one.
+        self._reader = (
+            self._engine.execution_options(isolation_level="AUTOCOMMIT")
+            if self._postgres
+            else self._engine
+        )
+        self._guard: AbstractContextManager[Any] = (
+            threading.RLock() if is_memory_sqlite(parsed) else nullcontext()
+        )
+        dialect_insert = postgresql.insert if self._postgres else sqlite.insert
+        upsert = dialect_insert(documents)
+        self._upsert = upsert.on_conflict_do_update(
+            index_elements=[_D.kind, _D.key],
+            set_={
+                "parent": upsert.excluded.parent,
+                "data": upsert.excluded.data,
+                "revision": upsert.excluded.revision,
+                "updated_at": upsert.excluded.updated_at,
+            },
+        )
+        self._contains = func.strpos if self._postgres else func.instr
+        try:
+            self._create_schema(schema)
+        except BaseException:
+            self._engine.dispose()
+            raise
+
+    def __enter__(self) -> SqlStore:
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self.close()
+
+    # -- setup ---------------------------------------------------------------------------
+
+    def _create_schema(self, schema: str | None) -> None:
+        if schema is not None:
+            with self._engine.begin() as conn:
+                conn.execute(text(f'CREATE SCHEMA IF NOT EXISTS "{schema}"'))
+        try:
+            metadata.create_all(self._engine)
+        except (OperationalError, ProgrammingError, IntegrityError):
+            # Another process created the tables between our existence check and CREATE;
+            # a second pass sees them and does nothing.
+            metadata.create_all(self._engine)
+        try:
+            with self._engine.begin() as conn:
+                conn.execute(insert(schema_version).values(id=1, version=SCHEMA_VERSION))
+        except IntegrityError:
+            pass
+        with self._engine.connect() as conn:
+            found = conn.execute(select(schema_version.c.version)).scalar_one()
+        if found > SCHEMA_VERSION:
+            raise RuntimeError(
+                f"the database uses schema version {found}, newer than this lambdalite "
+                f"understands ({SCHEMA_VERSION}); upgrade lambdalite"
+            )
+
+    @contextmanager
+    def _read(self) -> Iterator[Connection]:
+        with self._guard, self._reader.connect() as conn:
+            yield conn
+
+    @contextmanager
+    def _write(self) -> Iterator[Connection]:
+        with self._guard, self._engine.begin() as conn:
+            yield conn
+
+    # -- documents -----------------------------------------------------------------------
+
+    def get(self, kind: str, key: str) -> Document | None:
+        with self._read() as conn:
+            row = conn.execute(_GET, {"kind": kind, "key": key}).first()
+        if row is None:
+            return None
+        return Document(kind, key, row.parent, json.loads(row.data), row.revision)
+
+    def list(self, kind: str, parent: str | None = None) -> builtins.list[Document]:
+        stmt = select(_D.key, _D.parent, _D.data, _D.revision).where(_D.kind == kind)
+        if parent is not None:
+            stmt = stmt.where(_D.parent == parent)
+        with self._read() as conn:
+            rows = conn.execute(stmt.order_by(_D.key)).all()
+        return [Document(kind, r.key, r.parent, json.loads(r.data), r.revision) for r in rows]
+
+    def put(
+        self,
+        kind: str,
+        key: str,
+        data: dict[str, Any],
+        *,
+        parent: str = "",
+        expect: Expect | str = Expect.ANY,
+    ) -> Document:
+        body = json.dumps(data, ensure_ascii=False, separators=(",", ":"))
+        revision = str(uuid.uuid4())
+        now = _now_ms()
+        values = {
+            "kind": kind,
+            "key": key,
+            "parent": parent,
+            "data": body,
+            "revision": revision,
+            "updated_at": now,
+        }
+        if expect is Expect.ANY:
+            with self._write() as conn:
+                conn.execute(self._upsert, values)
+        elif expect is Expect.ABSENT:
+            try:
+                with self._write() as conn:
+                    conn.execute(insert(documents), values)
+            except IntegrityError:
+                raise DocumentExists(f"{kind} {key!r} already exists") from None
+        elif isinstance(expect, str):
+            stmt = (
+                update(documents)
+                .where(_D.kind == kind, _D.key == key, _D.revision == expect)
+                .values(
+                    parent=parent, data=body, revision=revision, updated_at=values["updated_at"]
+                )
+            )
+            with self._write() as conn:
+                applied = conn.execute(stmt).rowcount
+            if applied != 1:
+                raise RevisionMismatch(f"{kind} {key!r} is not at revision {expect}")
+        else:
+            raise TypeError(f"expect must be an Expect or a revision string, not {expect!r}")
+        # Hand back what a later get() returns, not the caller's (mutable) object.
+        return Document(kind, key, parent, json.loads(body), revision)
+
+    def delete(self, kind: str, key: str, *, expect: Expect | str = Expect.ANY) -> bool:
+        stmt = delete(documents).where(_D.kind == kind, _D.key == key)
+        if expect is Expect.ABSENT:
+            raise ValueError("Expect.ABSENT has no meaning for delete")
+        if isinstance(expect, str):
+            stmt = stmt.where(_D.revision == expect)
+        with self._write() as conn:
+            removed = conn.execute(stmt).rowcount
+        if removed == 0 and isinstance(expect, str):
+            raise RevisionMismatch(f"{kind} {key!r} is not at revision {expect}")
+        return bool(removed)
+
+    def delete_children(self, parent: str) -> int:
+        if not parent:
+            # Top-level documents share the empty parent; wiping them all is never intended.
+            raise ValueError("delete_children needs a non-empty parent")
+        with self._write() as conn:
+            return int(conn.execute(delete(documents).where(_D.parent == parent)).rowcount)
+
+    # -- logs ----------------------------------------------------------------------------
+
+    def append_logs(self, events: Sequence[LogEvent]) -> None:
+        if not events:
+            return
+        now = _now_ms()
+        rows = [
+            {
+                "group_name": e.group,
+                "stream_name": e.stream,
+                "timestamp": e.timestamp,
+                "ingestion_time": e.ingestion_time or now,
+                # PostgreSQL text cannot hold NUL; replacing it on every backend keeps one
+                # behaviour and never loses a batch over a stray byte a function printed.
+                "message": e.message.replace("\x00", "\ufffd"),
+            }
+            for e in events
+        ]
+        with self._write() as conn:
+            conn.execute(insert(log_events), rows)
+
+    def get_log_events(
+        self,
+        group: str,
+        stream: str,
+        *,
+        start: int | None = None,
+        end: int | None = None,
+        after_id: int = 0,
+        before_id: int | None = None,
+        limit: int = 10000,
+        newest_first: bool = False,
+    ) -> builtins.list[LogEvent]:
+        stmt = _EVENTS.where(_L.group_name == group, _L.stream_name == stream)
+        stmt = stmt.where(*_time_and_id(start, end, after_id, before_id))
+        stmt = stmt.order_by(_L.id.desc() if newest_first else _L.id).limit(limit)
+        with self._read() as conn:
+            return [_event(r) for r in conn.execute(stmt)]
+
+    def filter_log_events(
+        self,
+        group: str,
+        streams: Sequence[str] | None = None,
+        *,
+        stream_prefix: str | None = None,
+        start: int | None = None,
+        end: int | None = None,
+        after_id: int = 0,
+        contains: Sequence[str] = (),
+        limit: int = 10000,
+    ) -> builtins.list[LogEvent]:
+        stmt = _EVENTS.where(_L.group_name == group)
+        if streams is not None:
+            if not streams:
+                return []
+            stmt = stmt.where(_L.stream_name.in_(builtins.list(streams)))
+        if stream_prefix:
+            stmt = stmt.where(_has_prefix(_L.stream_name, stream_prefix))
+        stmt = stmt.where(*_time_and_id(start, end, after_id, None))
+        for term in contains:
+            stmt = stmt.where(self._contains(_L.message, term) > 0)
+        with self._read() as conn:
+            return [_event(r) for r in conn.execute(stmt.order_by(_L.id).limit(limit))]
+
+    def list_log_streams(self, group: str, prefix: str = "") -> builtins.list[LogStreamInfo]:
+        if self._postgres:
+            size: ColumnElement[int] = func.octet_length(_L.message)
+        else:
+            size = func.length(cast(_L.message, LargeBinary))
+        stmt = (
+            select(
+                _L.stream_name,
+                func.min(_L.timestamp).label("first_event"),
+                func.max(_L.timestamp).label("last_event"),
+                func.max(_L.ingestion_time).label("last_ingestion"),
+                func.sum(size).label("stored_bytes"),
+            )
+            .where(_L.group_name == group)
+            .group_by(_L.stream_name)
+            .order_by(_L.stream_name)
+        )
+        if prefix:
+            stmt = stmt.where(_has_prefix(_L.stream_name, prefix))
+        with self._read() as conn:
+            rows = conn.execute(stmt).all()
+        return [
+            LogStreamInfo(
+                group=group,
+                stream=r.stream_name,
+                first_event=int(r.first_event),
+                last_event=int(r.last_event),
+                last_ingestion=int(r.last_ingestion),
+                stored_bytes=int(r.stored_bytes or 0),
+            )
+            for r in rows
+        ]
+
+    def list_log_groups(self, prefix: str = "") -> builtins.list[str]:
+        stmt = select(_L.group_name).distinct().order_by(_L.group_name)
+        if prefix:
+            stmt = stmt.where(_has_prefix(_L.group_name, prefix))
+        with self._read() as conn:
+            return builtins.list(conn.execute(stmt).scalars())
+
+    def delete_logs(self, group: str) -> int:
+        with self._write() as conn:
+            return int(conn.execute(delete(log_events).where(_L.group_name == group)).rowcount)
+
+    def close(self) -> None:
+        self._engine.dispose()
+
+
+def _time_and_id(
+    start: int | None, end: int | None, after_id: int, before_id: int | None
+) -> builtins.list[ColumnElement[bool]]:
+    conditions: builtins.list[ColumnElement[bool]] = []
+    if start is not None:
+        conditions.append(_L.timestamp >= start)
+    if end is not None:
+        conditions.append(_L.timestamp < end)
+    if after_id:
+        conditions.append(_L.id > after_id)
+    if before_id is not None:
+        conditions.append(_L.id < before_id)
+    return conditions
+
+
+def _event(row: Any) -> LogEvent:
+    return LogEvent(
+        group=row.group_name,
+        stream=row.stream_name,
+        timestamp=row.timestamp,
+        message=row.message,
+        ingestion_time=row.ingestion_time,
+        id=row.id,
+    )

@@ -1,0 +1,61 @@
+"""Unmodified awslambdaric (AWS's own Python runtime client) runs against our Runtime API.
+
+The function uses AWS_LAMBDA_EXEC_WRAPPER, as on AWS, to start ``python -m awslambdaric``
+instead of lambdalite's own runtime client.
+"""
+
+from __future__ import annotations
+
+import base64
+import io
+import json
+import sys
+import zipfile
+from typing import Any
+
+APP = """
+import os
+
+def handler(event, context):
+    if event.get("fail"):
+        raise RuntimeError("ric failure")
+    return {"ric": True, "event": event, "request_id": context.aws_request_id,
+            "client": type(context).__module__, "remaining": context.get_remaining_time_in_millis()}
+"""
+
+
+def package() -> bytes:
+    wrapper = f'#!/bin/sh\nexec "{sys.executable}" -m awslambdaric "$_HANDLER"\n'
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as zf:
+        zf.writestr("app.py", APP)
+        info = zipfile.ZipInfo("ric-wrapper")
+        info.external_attr = 0o755 << 16
+        zf.writestr(info, wrapper)
+    return buf.getvalue()
+
+
+def test_awslambdaric_runs_unmodified(lam: Any, name: str) -> None:
+    lam.create_function(
+        FunctionName=name,
+        Runtime="python3.11",
+        Handler="app.handler",
+        Role="arn:aws:iam::000000000000:role/r",
+        Code={"ZipFile": package()},
+        Environment={"Variables": {"AWS_LAMBDA_EXEC_WRAPPER": "/var/task/ric-wrapper"}},
+    )
+    config = lam.get_function_configuration(FunctionName=name)
+    assert config["State"] == "Active"
+    response = lam.invoke(FunctionName=name, Payload=b'{"a": 1}', LogType="Tail")
+    body = json.loads(response["Payload"].read())
+    assert "FunctionError" not in response, body
+    assert body["ric"] is True and body["event"] == {"a": 1}
+    assert body["request_id"] == response["ResponseMetadata"]["RequestId"]
+    assert body["client"].startswith("awslambdaric")
+    assert body["remaining"] > 0
+    tail = base64.b64decode(response["LogResult"]).decode()
+    assert "REPORT RequestId" in tail
+    failed = lam.invoke(FunctionName=name, Payload=b'{"fail": true}')
+    error = json.loads(failed["Payload"].read())
+    assert failed["FunctionError"] == "Unhandled"
+    assert error["errorType"] == "RuntimeError" and error["errorMessage"] == "ric failure"
