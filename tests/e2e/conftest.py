@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -30,16 +31,25 @@ def _drop_schema(schema: str) -> None:
         conn.execute(f'DROP SCHEMA "{schema}" CASCADE')
 
 
-@pytest.fixture(scope="module", params=["sqlite", "postgres"])
-def store_url(request: pytest.FixtureRequest) -> Iterator[str | None]:
+@contextlib.contextmanager
+def _empty_store(kind: str) -> Iterator[str | None]:
     """None selects the embedded SQLite default; otherwise a PostgreSQL URL in a fresh schema."""
-    if request.param == "sqlite":
+    if kind == "sqlite":
         yield None
         return
     require_postgres()
     schema, url = _postgres_schema()
-    yield url
-    _drop_schema(schema)
+    try:
+        yield url
+    finally:
+        _drop_schema(schema)
+
+
+@pytest.fixture(scope="module", params=["sqlite", "postgres"])
+def store_url(request: pytest.FixtureRequest) -> Iterator[str | None]:
+    """One store for every test of a module (each test uses its own function names)."""
+    with _empty_store(request.param) as url:
+        yield url
 
 
 @pytest.fixture(scope="module")
@@ -70,10 +80,5 @@ def data_dir(tmp_path: Path) -> Path:
 @pytest.fixture(params=["sqlite", "postgres"])
 def fresh_store_url(request: pytest.FixtureRequest) -> Iterator[str | None]:
     """Like ``store_url`` but a new, empty store for each test."""
-    if request.param == "sqlite":
-        yield None
-        return
-    require_postgres()
-    schema, url = _postgres_schema()
-    yield url
-    _drop_schema(schema)
+    with _empty_store(request.param) as url:
+        yield url

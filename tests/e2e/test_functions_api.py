@@ -145,7 +145,11 @@ def test_delete_function(lam: Any, name: str) -> None:
         ({"Timeout": 0}, "ValidationException", "at 'timeout'"),
         ({"Timeout": 901}, "InvalidParameterValueException", "less than or equal to 900"),
         # The model itself caps /tmp at 10,240 MB, so AWS's front end answers this one.
-        ({"EphemeralStorage": {"Size": 10241}}, "ValidationException", "less than or equal to 10240"),
+        (
+            {"EphemeralStorage": {"Size": 10241}},
+            "ValidationException",
+            "less than or equal to 10240",
+        ),
         ({"EphemeralStorage": {"Size": 100}}, "ValidationException", "ephemeralStorage.size"),
         (
             {"Runtime": "python9.9"},

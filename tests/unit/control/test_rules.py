@@ -55,17 +55,14 @@ def test_concurrency_limiter() -> None:
     limiter = ConcurrencyLimiter(account_limit=3)
     limiter.reservations["reserved"] = 1
     with limiter.lease("reserved"):
-        with pytest.raises(TooManyRequestsException) as exc:
-            with limiter.lease("reserved"):
-                pass
+        with pytest.raises(TooManyRequestsException) as exc, limiter.lease("reserved"):
+            pass
         assert exc.value.extra["Reason"] == "ReservedFunctionConcurrentInvocationLimitExceeded"
         with limiter.lease("a"), limiter.lease("b"):
-            with pytest.raises(TooManyRequestsException) as exc:
-                with limiter.lease("c"):
-                    pass
+            with pytest.raises(TooManyRequestsException) as exc, limiter.lease("c"):
+                pass
             assert exc.value.extra["Reason"] == "ConcurrentInvocationLimitExceeded"
     assert limiter.running == {} and limiter.unreserved_running == 0
     limiter.reservations["zero"] = 0
-    with pytest.raises(TooManyRequestsException):
-        with limiter.lease("zero"):
-            pass
+    with pytest.raises(TooManyRequestsException), limiter.lease("zero"):
+        pass
