@@ -54,7 +54,7 @@ def build(settings: Settings) -> Components:
     """Wire every component; must run inside the event loop that will serve requests."""
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     store = open_store(settings.database)
-    code = CodeStore(settings.data_dir / "code")
+    code = CodeStore(settings.data_dir / "packages")
     runtimes = RuntimeRegistry(settings.python_runtimes)
     sink = StoreLogSink(store)
 

@@ -37,6 +37,14 @@ class Settings:
     runtime_api_host: str = "127.0.0.1"
     # "auto" uses cgroups when writable and falls back to polling RSS; "poll"; "off".
     memory_enforcement: str = "auto"
+    # Execution environment backend: "auto" (namespaces when possible, else processes),
+    # "namespace" (fail if unavailable) or "process" (no isolation beyond process groups).
+    sandbox: str = "auto"
+    # "host" shares the host network; "isolated" gives each environment its own network
+    # namespace where only its Runtime API is reachable.
+    network_mode: str = "host"
+    # Multiplier for async retry and backoff intervals (1.0 = AWS's; tests use small values).
+    async_delay_scale: float = 1.0
     # Extra interpreter mappings, "python3.12=/usr/bin/python3.12,python3.13=/opt/py/bin/python3".
     python_runtimes: str = ""
     # Public base URL used in Code.Location links; derived from host/port when empty.
