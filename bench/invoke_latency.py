@@ -19,7 +19,7 @@ from pathlib import Path
 import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from tests.e2e.harness import ServerProcess  # noqa: E402
+from tests.e2e.harness import ServerProcess
 
 APP = "def handler(event, context):\n    return event\n"
 
