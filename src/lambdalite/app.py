@@ -18,8 +18,10 @@ from dataclasses import dataclass
 
 import uvicorn
 
-from lambdalite.api.asgi import AwsAsgiApp, Receive, Scope, Send
+from lambdalite.api.asgi import AsgiApp, AwsAsgiApp, Receive, Scope, Send
+from lambdalite.api.function_urls import FunctionUrlGateway
 from lambdalite.api.handlers import lambda_handlers, logs_handlers
+from lambdalite.api.sigv4 import SigV4Verifier, parse_credentials
 from lambdalite.api.spec import ServiceSpec
 from lambdalite.blobs.store import CodeStore
 from lambdalite.config import Settings
@@ -47,7 +49,7 @@ class Components:
     backend: ProcessSandboxBackend
     manager: EnvironmentManager
     plane: ControlPlane
-    app: AwsAsgiApp
+    app: AsgiApp
 
 
 def build(settings: Settings) -> Components:
@@ -70,7 +72,7 @@ def build(settings: Settings) -> Components:
     arns = ArnFormatter(settings.region, settings.account_id)
     deps = Deps(settings, Catalog(store, arns), arns, code, runtimes, manager)
     plane = ControlPlane(deps, store)
-    app = AwsAsgiApp(
+    api = AwsAsgiApp(
         ServiceSpec.load("lambda"),
         lambda_handlers(plane),
         logs_handlers(plane),
@@ -79,7 +81,13 @@ def build(settings: Settings) -> Components:
             ("GET", "/_lambdalite/health", health),
         ],
     )
-    return Components(store, code, sink, backend, manager, plane, app)
+    verifier = SigV4Verifier(
+        parse_credentials(settings.credentials, settings.account_id),
+        settings.region,
+        reject_replays=settings.reject_replayed_signatures,
+    )
+    gateway = FunctionUrlGateway(api, plane, verifier)
+    return Components(store, code, sink, backend, manager, plane, gateway)
 
 
 async def shutdown(parts: Components) -> None:

@@ -43,6 +43,10 @@ class Settings:
     # "host" shares the host network; "isolated" gives each environment its own network
     # namespace where only its Runtime API is reachable.
     network_mode: str = "host"
+    # Keys accepted on AWS_IAM function URLs: "AKID:SECRET[:ACCOUNT],..." (none by default).
+    credentials: str = ""
+    # Refuse a SigV4 signature seen before (within its five-minute validity).
+    reject_replayed_signatures: bool = True
     # Multiplier for async retry and backoff intervals (1.0 = AWS's; tests use small values).
     async_delay_scale: float = 1.0
     # Extra interpreter mappings, "python3.12=/usr/bin/python3.12,python3.13=/opt/py/bin/python3".
@@ -84,6 +88,8 @@ def _coerce(kind: Any, raw: str) -> Any:
         return int(raw)
     if text == "float":
         return float(raw)
+    if text == "bool":
+        return raw.strip().lower() in ("1", "true", "yes", "on")
     if text == "Path":
         return Path(raw)
     return raw

@@ -41,6 +41,11 @@ LAMBDA_OPERATIONS: dict[str, tuple[str, str]] = {
     "GetFunctionConcurrency": ("concurrency", "get_function_concurrency"),
     "DeleteFunctionConcurrency": ("concurrency", "delete_function_concurrency"),
     "GetAccountSettings": ("concurrency", "get_account_settings"),
+    "CreateFunctionUrlConfig": ("urls", "create_function_url_config"),
+    "GetFunctionUrlConfig": ("urls", "get_function_url_config"),
+    "UpdateFunctionUrlConfig": ("urls", "update_function_url_config"),
+    "DeleteFunctionUrlConfig": ("urls", "delete_function_url_config"),
+    "ListFunctionUrlConfigs": ("urls", "list_function_url_configs"),
 }
 
 LOGS_OPERATIONS: dict[str, tuple[str, str]] = {

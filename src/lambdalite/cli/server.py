@@ -24,6 +24,9 @@ def register(commands: Any) -> None:
     serve.add_argument("--keep-alive", type=float, help="seconds idle environments stay warm")
     serve.add_argument("--memory-enforcement", choices=["auto", "cgroup", "poll", "off"])
     serve.add_argument("--python-runtimes", help="python3.12=/path/to/python,...")
+    serve.add_argument(
+        "--credentials", help="keys accepted on AWS_IAM function URLs: AKID:SECRET[:ACCOUNT],..."
+    )
     serve.add_argument("--log-level", choices=["debug", "info", "warning", "error"])
     serve.set_defaults(run=run)
 
@@ -43,6 +46,7 @@ def run(args: argparse.Namespace) -> int:
         memory_enforcement=args.memory_enforcement,
         python_runtimes=args.python_runtimes,
         log_level=args.log_level,
+        credentials=args.credentials,
     )
     logging.basicConfig(
         level=settings.log_level.upper(),

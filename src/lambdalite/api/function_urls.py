@@ -1,0 +1,225 @@
+"""The HTTP front end of function URLs.
+
+Requests reach a URL either by host name (``<url-id>.lambda-url.<region>.localhost:<port>``;
+``*.localhost`` resolves to loopback) or, for clients that cannot choose a host name, by path
+(``/lambda-url/<url-id>/...``). Everything else passes through to the AWS API application.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+import uuid
+from typing import Any
+
+from lambdalite.api.asgi import AsgiApp, Receive, Scope, Send
+from lambdalite.api.http_events import (
+    BAD_GATEWAY,
+    HttpRequest,
+    HttpResponse,
+    apply_cors,
+    build_event,
+    error_response,
+    is_preflight,
+    map_result,
+    preflight,
+)
+from lambdalite.api.sigv4 import SignatureError, SigV4Verifier
+from lambdalite.control.limits import MAX_SYNC_PAYLOAD
+from lambdalite.control.plane import ControlPlane
+from lambdalite.control.urls import UrlTarget
+from lambdalite.core.errors import (
+    LambdaError,
+    RequestEntityTooLargeException,
+    TooManyRequestsException,
+)
+
+log = logging.getLogger(__name__)
+
+_HOST_RE = re.compile(r"^(?P<id>[a-z0-9]{32})\.lambda-url\.")
+_PATH_RE = re.compile(r"^/lambda-url/(?P<id>[a-z0-9]{32})(?P<rest>/.*)?$")
+PATH_PREFIX = "/lambda-url/"
+FORBIDDEN = ("Forbidden", "AccessDeniedException")
+
+
+class _Denied(Exception):
+    """The caller may not invoke this URL."""
+
+
+class FunctionUrlGateway:
+    def __init__(self, inner: AsgiApp, plane: ControlPlane, verifier: SigV4Verifier) -> None:
+        self.inner = inner
+        self.plane = plane
+        self.verifier = verifier
+        self.account = plane.deps.settings.account_id
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.inner(scope, receive, send)
+            return
+        headers = [(k.decode("latin-1"), v.decode("latin-1")) for k, v in scope["headers"]]
+        host = next((v for k, v in headers if k.lower() == "host"), "")
+        by_host = _HOST_RE.match(host)
+        path = scope["path"]
+        by_path = None if by_host else _PATH_RE.match(path)
+        if by_host is None and by_path is None:
+            await self.inner(scope, receive, send)
+            return
+        if by_host is not None:
+            url_id = by_host["id"]
+        else:
+            assert by_path is not None
+            url_id, path = by_path["id"], by_path["rest"] or "/"
+        body = await _read_body(receive, MAX_SYNC_PAYLOAD)
+        request_id = str(uuid.uuid4())
+        if body is None:
+            response = error_response(413, "Request must be smaller than 6291456 bytes")
+        else:
+            client = scope.get("client") or ("127.0.0.1", 0)
+            request = HttpRequest(
+                method=scope["method"],
+                path=path,
+                raw_query=scope.get("query_string", b"").decode("latin-1"),
+                headers=headers,
+                body=body,
+                source_ip=client[0],
+                domain=host.split(":", 1)[0] or "localhost",
+                url_id=url_id,
+                request_id=request_id,
+            )
+            raw_path = scope.get("raw_path") or scope["path"].encode()
+            response = await self.handle(request, raw_path.decode("latin-1"))
+        response.headers.append(("x-amzn-RequestId", request_id))
+        await send(
+            {
+                "type": "http.response.start",
+                "status": response.status,
+                "headers": [
+                    (k.encode("latin-1"), v.encode("latin-1")) for k, v in response.headers
+                ],
+            }
+        )
+        await send({"type": "http.response.body", "body": response.body})
+
+    async def handle(self, request: HttpRequest, raw_path: str) -> HttpResponse:
+        target = self.plane.urls.target(request.url_id)
+        if target is None:
+            return error_response(403, *FORBIDDEN)
+        origin = request.header("origin")
+        if target.cors and is_preflight(request.method, request.headers):
+            return preflight(target.cors, origin)
+        try:
+            authorizer = self._authorize(target, request, raw_path)
+        except _Denied:
+            return error_response(403, *FORBIDDEN)
+        response = await self._invoke(target, request, authorizer)
+        if target.cors:
+            apply_cors(response, target.cors, origin)
+        return response
+
+    def _authorize(
+        self, target: UrlTarget, request: HttpRequest, raw_path: str
+    ) -> dict[str, Any] | None:
+        """The requestContext.authorizer value; raises ``_Denied`` when the call is not allowed."""
+        statements = self.plane.permissions.statements(target.function, target.qualifier or "")
+        if target.auth_type == "NONE":
+            if not _allows_public(statements):
+                raise _Denied
+            return None
+        lowered = {k.lower(): v for k, v in request.headers}
+        try:
+            caller = self.verifier.verify(
+                request.method, raw_path, request.raw_query, lowered, request.body
+            )
+        except SignatureError as exc:
+            log.info("function URL %s: rejected signature: %s", request.url_id, exc)
+            raise _Denied from None
+        if caller.account_id != self.account and not _allows_account(statements, caller.account_id):
+            raise _Denied
+        return {
+            "iam": {
+                "accessKey": caller.access_key,
+                "accountId": caller.account_id,
+                "callerId": caller.access_key,
+                "cognitoIdentity": None,
+                "principalOrgId": None,
+                "userArn": f"arn:aws:iam::{caller.account_id}:user/{caller.access_key}",
+                "userId": caller.access_key,
+            }
+        }
+
+    async def _invoke(
+        self, target: UrlTarget, request: HttpRequest, authorizer: dict[str, Any] | None
+    ) -> HttpResponse:
+        account = "anonymous" if authorizer is None else authorizer["iam"]["accountId"]
+        event = build_event(request, authorizer, account)
+        params: dict[str, Any] = {
+            "FunctionName": target.function,
+            "Payload": json.dumps(event).encode(),
+            "InvocationType": "RequestResponse",
+        }
+        if target.qualifier:
+            params["Qualifier"] = target.qualifier
+        try:
+            result = await self.plane.invocations.invoke(
+                params, request.request_id, request.header("x-amzn-trace-id")
+            )
+        except TooManyRequestsException:
+            return error_response(429, "Rate Exceeded.", "TooManyRequestsException")
+        except RequestEntityTooLargeException:
+            return error_response(413, "Request must be smaller than 6291456 bytes")
+        except LambdaError as exc:
+            log.info("function URL %s: invoke failed: %s", request.url_id, exc.message)
+            return BAD_GATEWAY
+        if result.get("FunctionError"):
+            return BAD_GATEWAY
+        return map_result(result["Payload"])
+
+
+def _actions(statement: dict[str, Any]) -> list[str]:
+    action = statement.get("Action")
+    return action if isinstance(action, list) else [str(action)]
+
+
+def _allows_public(statements: list[dict[str, Any]]) -> bool:
+    for s in statements:
+        principal = s.get("Principal")
+        public = principal == "*" or (isinstance(principal, dict) and principal.get("AWS") == "*")
+        auth = ((s.get("Condition") or {}).get("StringEquals") or {}).get(
+            "lambda:FunctionUrlAuthType"
+        )
+        if (
+            public
+            and auth == "NONE"
+            and any(a in ("lambda:InvokeFunctionUrl", "lambda:*") for a in _actions(s))
+        ):
+            return True
+    return False
+
+
+def _allows_account(statements: list[dict[str, Any]], account: str) -> bool:
+    wanted = {account, f"arn:aws:iam::{account}:root"}
+    for s in statements:
+        principal = s.get("Principal")
+        who = principal.get("AWS") if isinstance(principal, dict) else principal
+        if (who == "*" or who in wanted) and any(
+            a in ("lambda:InvokeFunctionUrl", "lambda:*") for a in _actions(s)
+        ):
+            return True
+    return False
+
+
+async def _read_body(receive: Receive, limit: int) -> bytes | None:
+    """The whole body, or None once it exceeds ``limit`` (the rest is drained)."""
+    chunks: list[bytes] = []
+    size = 0
+    while True:
+        message = await receive()
+        chunk = message.get("body", b"")
+        size += len(chunk)
+        if size <= limit:
+            chunks.append(chunk)
+        if not message.get("more_body"):
+            break
+    return b"".join(chunks) if size <= limit else None
