@@ -156,9 +156,12 @@ class SigV4Verifier:
         return Caller(access_key, credential.account_id)
 
     def _remember(self, signature: str, now: float) -> None:
-        for old, seen in list(self._seen.items()):
-            if now - seen > 2 * MAX_SKEW:
-                del self._seen[old]
+        # Entries are in acceptance order, so expired ones are all at the front.
+        while self._seen:
+            oldest, seen = next(iter(self._seen.items()))
+            if now - seen <= 2 * MAX_SKEW:
+                break
+            del self._seen[oldest]
         if signature in self._seen:
             raise SignatureError("signature already used")
         self._seen[signature] = now
