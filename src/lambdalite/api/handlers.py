@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+from lambdalite.api import eventstream
 from lambdalite.api.asgi import RequestContext
 from lambdalite.control.plane import ControlPlane
 
@@ -57,7 +58,8 @@ LOGS_OPERATIONS: dict[str, tuple[str, str]] = {
 
 
 def implemented_operations() -> dict[str, set[str]]:
-    return {"lambda": {*LAMBDA_OPERATIONS, "Invoke"}, "logs": set(LOGS_OPERATIONS)}
+    streaming = {"Invoke", "InvokeWithResponseStream"}
+    return {"lambda": {*LAMBDA_OPERATIONS, *streaming}, "logs": set(LOGS_OPERATIONS)}
 
 
 def _bind(plane: ControlPlane, table: dict[str, tuple[str, str]]) -> dict[str, Handler]:
@@ -82,7 +84,20 @@ def lambda_handlers(plane: ControlPlane) -> dict[str, Handler]:
         trace = ctx.headers.get("x-amzn-trace-id")
         return await plane.invocations.invoke(params, ctx.request_id, trace)
 
+    async def invoke_stream(params: dict[str, Any], ctx: RequestContext) -> dict[str, Any]:
+        trace = ctx.headers.get("x-amzn-trace-id")
+        streamed = await plane.streaming.invoke_with_response_stream(params, ctx.request_id, trace)
+        if params.get("InvocationType") == "DryRun":
+            return {"StatusCode": 204}
+        return {
+            "StatusCode": 200,
+            "ExecutedVersion": streamed.executed_version,
+            "ResponseStreamContentType": eventstream.CONTENT_TYPE,
+            "EventStream": eventstream.frames(streamed.chunks, streamed.complete),
+        }
+
     handlers["Invoke"] = invoke
+    handlers["InvokeWithResponseStream"] = invoke_stream
     return handlers
 
 

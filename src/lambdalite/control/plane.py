@@ -9,6 +9,7 @@ from lambdalite.control.functions import FunctionService
 from lambdalite.control.invoke import InvokeService
 from lambdalite.control.logs import LogsService
 from lambdalite.control.permissions import PermissionService
+from lambdalite.control.streaming import StreamingService
 from lambdalite.control.tags import TagService
 from lambdalite.control.urls import UrlService
 from lambdalite.control.versions import VersionService
@@ -26,6 +27,7 @@ class ControlPlane:
         self.tags = TagService(deps)
         self.concurrency = ConcurrencyService(deps, self.limiter)
         self.invocations = InvokeService(deps, self.limiter)
+        self.streaming = StreamingService(self.invocations)
         self.urls = UrlService(deps)
         self.logs = LogsService(store, deps.settings.region, deps.settings.account_id)
         self.concurrency.load()
