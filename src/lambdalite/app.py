@@ -19,6 +19,7 @@ from dataclasses import dataclass
 import uvicorn
 
 from lambdalite.api.asgi import AsgiApp, AwsAsgiApp, Receive, Scope, Send
+from lambdalite.api.figures import METRICS_PATH, STATS_PATH, MetricsEndpoint, StatsEndpoint
 from lambdalite.api.function_urls import FunctionUrlGateway
 from lambdalite.api.handlers import lambda_handlers, logs_handlers
 from lambdalite.api.sigv4 import SigV4Verifier, parse_credentials
@@ -35,6 +36,7 @@ from lambdalite.invocation.model import FunctionSpec
 from lambdalite.observability.logsink import StoreLogSink
 from lambdalite.runtimes.registry import RuntimeRegistry
 from lambdalite.sandbox.process import ProcessSandboxBackend
+from lambdalite.sandbox.selection import choose_backend
 from lambdalite.store import open_store
 from lambdalite.store.base import Store
 
@@ -57,7 +59,7 @@ def build(settings: Settings) -> Components:
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     store = open_store(settings.database)
     code = CodeStore(settings.data_dir / "packages")
-    runtimes = RuntimeRegistry(settings.python_runtimes)
+    runtimes = RuntimeRegistry(settings.python_runtimes, node_overrides=settings.node_runtimes)
     sink = StoreLogSink(store)
 
     def command_for(spec: FunctionSpec) -> list[str]:
@@ -66,8 +68,7 @@ def build(settings: Settings) -> Components:
             raise RuntimeError(f"no interpreter for {spec.runtime}")
         return list(command.argv)
 
-    backend = ProcessSandboxBackend(settings)
-    backend.prepare()
+    backend = choose_backend(settings)
     manager = EnvironmentManager(settings, sink, backend, command_for)
     arns = ArnFormatter(settings.region, settings.account_id)
     deps = Deps(settings, Catalog(store, arns), arns, code, runtimes, manager)
@@ -79,8 +80,11 @@ def build(settings: Settings) -> Components:
         extra_routes=[
             ("GET", CODE_PATH, CodeDownload(code)),
             ("GET", "/_lambdalite/health", health),
+            ("GET", STATS_PATH, StatsEndpoint(plane.stats)),
+            ("GET", METRICS_PATH, MetricsEndpoint(plane.stats)),
         ],
     )
+    plane.start()
     verifier = SigV4Verifier(
         parse_credentials(settings.credentials, settings.account_id),
         settings.region,

@@ -47,10 +47,22 @@ class Settings:
     credentials: str = ""
     # Refuse a SigV4 signature seen before (within its five-minute validity).
     reject_replayed_signatures: bool = True
-    # Multiplier for async retry and backoff intervals (1.0 = AWS's; tests use small values).
+    # Multiplier for async retry and backoff intervals and event ages (1.0 = AWS's; tests use
+    # small values).
     async_delay_scale: float = 1.0
+    # Asynchronous events one server runs at once (the concurrency limits apply on top); 0
+    # makes a server that accepts events and leaves their delivery to others sharing the store.
+    async_workers: int = 64
+    # Seconds a claimed asynchronous event stays invisible to other servers; renewed while it
+    # runs, so after a crash its events are delivered again this long after the last renewal.
+    async_lease: float = 30.0
+    # New execution environments per function per 10 seconds (AWS's scaling rate).
+    scaling_rate: int = 1000
     # Extra interpreter mappings, "python3.12=/usr/bin/python3.12,python3.13=/opt/py/bin/python3".
     python_runtimes: str = ""
+    # Node.js mappings, "nodejs20.x=/usr/bin/node,nodejs22.x=/opt/node22/bin/node"; taken as
+    # given, while discovered binaries must report the runtime's major version.
+    node_runtimes: str = ""
     # Public base URL used in Code.Location links; derived from host/port when empty.
     public_url: str = ""
     log_level: str = "info"

@@ -13,6 +13,7 @@ import sqlalchemy
 from lambdalite.store import StoreConfigError, open_store
 from lambdalite.store.base import LogEvent
 from lambdalite.store.sql import SqlStore
+from lambdalite.store.tables import SCHEMA_VERSION
 
 from .conftest import POSTGRES_URL
 
@@ -28,7 +29,9 @@ def test_sqlite_url_creates_file_and_parent_directories(tmp_path: Path) -> None:
     assert path.is_file()
     with sqlite3.connect(path) as conn:
         assert conn.execute("PRAGMA journal_mode").fetchone() == ("wal",)
-        assert conn.execute("SELECT id, version FROM schema_version").fetchall() == [(1, 1)]
+        assert conn.execute("SELECT id, version FROM schema_version").fetchall() == [
+            (1, SCHEMA_VERSION)
+        ]
 
 
 def test_reopening_is_idempotent(tmp_path: Path) -> None:

@@ -23,6 +23,16 @@ def register(commands: Any) -> None:
     serve.add_argument("--account-concurrency", type=int, help="account concurrency limit")
     serve.add_argument("--keep-alive", type=float, help="seconds idle environments stay warm")
     serve.add_argument("--memory-enforcement", choices=["auto", "cgroup", "poll", "off"])
+    serve.add_argument(
+        "--sandbox",
+        choices=["auto", "namespace", "process"],
+        help="execution environment isolation (default auto: namespaces when possible)",
+    )
+    serve.add_argument(
+        "--network-mode",
+        choices=["host", "isolated"],
+        help="host: functions share the host network (default); isolated: only the Runtime API",
+    )
     serve.add_argument("--python-runtimes", help="python3.12=/path/to/python,...")
     serve.add_argument(
         "--credentials", help="keys accepted on AWS_IAM function URLs: AKID:SECRET[:ACCOUNT],..."
@@ -44,6 +54,8 @@ def run(args: argparse.Namespace) -> int:
         account_concurrency=args.account_concurrency,
         keep_alive=args.keep_alive,
         memory_enforcement=args.memory_enforcement,
+        sandbox=args.sandbox,
+        network_mode=args.network_mode,
         python_runtimes=args.python_runtimes,
         log_level=args.log_level,
         credentials=args.credentials,

@@ -7,6 +7,7 @@ from typing import Any
 
 from lambdalite.control.catalog import ALIAS, STALE_REVISION
 from lambdalite.control.deps import Deps
+from lambdalite.control.hooks import Lifecycle
 from lambdalite.control.paging import paginate
 from lambdalite.core.arn import LATEST, VERSION_RE, parse_function
 from lambdalite.core.errors import (
@@ -30,9 +31,10 @@ def pick_version(alias: dict[str, Any], rng: random.Random) -> str:
 
 
 class AliasService:
-    def __init__(self, deps: Deps) -> None:
+    def __init__(self, deps: Deps, lifecycle: Lifecycle | None = None) -> None:
         self.deps = deps
         self.catalog = deps.catalog
+        self.lifecycle = lifecycle
 
     def _name(self, identifier: str) -> str:
         ref = parse_function(identifier)
@@ -139,6 +141,8 @@ class AliasService:
             raise ResourceNotFoundException(
                 f"Alias not found: {self.deps.arns.function(name, params['Name'])}"
             )
+        if self.lifecycle is not None:
+            await self.lifecycle.qualifier_deleted(name, params["Name"])
         return {}
 
 

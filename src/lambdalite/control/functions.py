@@ -5,9 +5,10 @@ from __future__ import annotations
 from typing import Any
 
 from lambdalite.control.catalog import VERSION, Resolved
-from lambdalite.control.concurrency import ConcurrencyLimiter
 from lambdalite.control.configuration import STORED_MEMBERS, render
 from lambdalite.control.deps import Deps
+from lambdalite.control.hooks import Lifecycle
+from lambdalite.control.limiter import ConcurrencyLimiter
 from lambdalite.control.limits import check_environment, check_sizes
 from lambdalite.control.paging import paginate
 from lambdalite.control.versions import VersionService
@@ -25,11 +26,18 @@ DEPRECATED = ("python2.7", "python3.6", "python3.7", "python3.8")
 
 
 class FunctionService:
-    def __init__(self, deps: Deps, versions: VersionService, limiter: ConcurrencyLimiter) -> None:
+    def __init__(
+        self,
+        deps: Deps,
+        versions: VersionService,
+        limiter: ConcurrencyLimiter,
+        lifecycle: Lifecycle | None = None,
+    ) -> None:
         self.deps = deps
         self.catalog = deps.catalog
         self.versions = versions
         self.limiter = limiter
+        self.lifecycle = lifecycle
 
     # -- create ---------------------------------------------------------------------------
     async def create_function(self, params: dict[str, Any]) -> dict[str, Any]:
@@ -107,6 +115,8 @@ class FunctionService:
         env = config.get("Environment")
         if env is not None:
             check_environment(env.get("Variables") or {})
+        if self.lifecycle is not None:
+            self.lifecycle.check_config(config)
 
     def _check_runtime(self, runtime: str) -> None:
         runtimes = self.deps.runtimes
@@ -128,9 +138,12 @@ class FunctionService:
                 f"runtimes: {', '.join(sorted(runtimes.available()))}."
             )
         if runtimes.resolve(runtime) is None:
+            node = runtime.startswith("nodejs")
+            setting = "LAMBDALITE_NODE_RUNTIMES" if node else "LAMBDALITE_PYTHON_RUNTIMES"
+            wanted = f"Node.js {runtime[6:-2]}" if node else "an interpreter for it"
             raise InvalidParameterValueException(
-                f"Runtime {runtime} is not available on this lambdalite server: no interpreter "
-                f"for it was found. Install it, or map it with LAMBDALITE_PYTHON_RUNTIMES="
+                f"Runtime {runtime} is not available on this lambdalite server: {wanted} "
+                f"was not found. Install it, or map it with {setting}="
                 f"'{runtime}=/path/to/interpreter'. Available: "
                 f"{', '.join(sorted(runtimes.available())) or 'none'}."
             )
@@ -245,8 +258,10 @@ class FunctionService:
         q = ref.qualifier
         if q is None:
             self.catalog.delete_function(ref.name)
-            self.limiter.reservations.pop(ref.name, None)
+            self.limiter.forget(ref.name)
             await self.deps.invoker.retire(ref.name)
+            if self.lifecycle is not None:
+                await self.lifecycle.function_deleted(ref.name)
             return {"StatusCode": 204}
         if q == LATEST:
             raise InvalidParameterValueException(
@@ -272,4 +287,6 @@ class FunctionService:
                 f"Function not found: {self.deps.arns.function(ref.name, q)}"
             )
         await self.deps.invoker.retire(ref.name, q)
+        if self.lifecycle is not None:
+            await self.lifecycle.qualifier_deleted(ref.name, q)
         return {"StatusCode": 204}

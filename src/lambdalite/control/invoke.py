@@ -1,9 +1,9 @@
-"""Invoke: resolve the qualifier to a version, check the payload, take a concurrency lease,
-and hand the event to the invocation path (now for RequestResponse, later for Event)."""
+"""Invoke: resolve the qualifier to a version, check the payload, follow the recursion
+lineage, then either run the event under a concurrency lease (``RequestResponse``) or store it
+durably for the asynchronous delivery (``Event``), answering 202 once it is committed."""
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import binascii
 import json
@@ -11,26 +11,36 @@ import logging
 import os
 import random
 import time
-from typing import Any
+from typing import Any, Protocol
 
 from lambdalite.control.aliases import pick_version
+from lambdalite.control.asyncevent import AsyncEvent
 from lambdalite.control.catalog import Resolved, fingerprint
-from lambdalite.control.concurrency import ConcurrencyLimiter
 from lambdalite.control.deps import Deps
+from lambdalite.control.limiter import ConcurrencyLimiter
 from lambdalite.control.limits import MAX_ASYNC_PAYLOAD, MAX_SYNC_PAYLOAD
+from lambdalite.control.recursion import RecursionService, lineage_of, too_deep
 from lambdalite.core.arn import LATEST, VERSION_RE, parse_function
 from lambdalite.core.errors import (
     InvalidRequestContentException,
+    RecursiveInvocationException,
     RequestEntityTooLargeException,
-    TooManyRequestsException,
+    ServiceException,
 )
 from lambdalite.invocation.model import FunctionSpec, InvokeRequest, InvokeResult
 
 log = logging.getLogger(__name__)
 
 MAX_CLIENT_CONTEXT = 3583
-# Async retries of function errors, as AWS spaces them (seconds), before any scaling.
-RETRY_DELAYS = (60.0, 120.0)
+RECURSION_MESSAGE = (
+    "Lambda has detected your function being invoked in a recursive loop with other AWS "
+    "resources and stopped your function's invocation."
+)
+
+
+class EventSink(Protocol):
+    async def submit(self, event: AsyncEvent, payload: bytes) -> None:
+        """Store an accepted asynchronous event durably; return once committed."""
 
 
 def new_trace_id() -> str:
@@ -41,13 +51,17 @@ def new_trace_id() -> str:
 
 
 class InvokeService:
-    def __init__(self, deps: Deps, limiter: ConcurrencyLimiter) -> None:
+    def __init__(
+        self, deps: Deps, limiter: ConcurrencyLimiter, recursion: RecursionService
+    ) -> None:
         self.deps = deps
         self.catalog = deps.catalog
         self.limiter = limiter
+        self.recursion = recursion
         self.rng = random.Random()
         self._specs: dict[tuple[str, str, str], FunctionSpec] = {}
-        self._pending: set[asyncio.Task[None]] = set()
+        # Where Event invocations go; set by the control plane once delivery exists.
+        self.events: EventSink | None = None
 
     # -- resolution -----------------------------------------------------------------------
     def resolve(self, identifier: str, qualifier: str | None) -> tuple[Resolved, str]:
@@ -109,18 +123,35 @@ class InvokeService:
         context = _client_context(params.get("ClientContext"))
         if kind == "DryRun":
             return {"StatusCode": 204}
+        name = resolved.function.key
+        qualifier = parse_function(params["FunctionName"], params.get("Qualifier")).qualifier
+        lineage = lineage_of(trace, self.deps.arns.function(name))
+        trace_id = lineage.trace(trace or new_trace_id())
+        if kind == "Event":
+            if self.events is None:
+                raise ServiceException("Asynchronous invocation is not available.")
+            event = AsyncEvent(
+                request_id=request_id,
+                function=name,
+                qualifier=qualifier,
+                invoked_arn=invoked_arn,
+                trace_id=trace_id,
+                chain=lineage.chain,
+                depth=lineage.depth,
+            )
+            await self.events.submit(event, payload)
+            return {"StatusCode": 202}
+        if too_deep(lineage, self.recursion.recursion(name)):
+            raise RecursiveInvocationException(RECURSION_MESSAGE, Type="User")
         request = InvokeRequest(
             request_id=request_id,
             payload=payload,
             invoked_arn=invoked_arn,
-            client_context=context if kind != "Event" else None,
-            trace_id=trace or new_trace_id(),
-            tail_logs=kind == "RequestResponse" and params.get("LogType") == "Tail",
+            client_context=context,
+            trace_id=trace_id,
+            tail_logs=params.get("LogType") == "Tail",
         )
-        if kind == "Event":
-            self._enqueue(params["FunctionName"], params.get("Qualifier"), request)
-            return {"StatusCode": 202}
-        result = await self.run(resolved, request)
+        result = await self.run(resolved, request, qualifier)
         out: dict[str, Any] = {
             "StatusCode": 200,
             "Payload": result.payload,
@@ -132,41 +163,18 @@ class InvokeService:
             out["LogResult"] = result.log_tail
         return out
 
-    async def run(self, resolved: Resolved, request: InvokeRequest) -> InvokeResult:
+    async def run(
+        self, resolved: Resolved, request: InvokeRequest, qualifier: str | None = None
+    ) -> InvokeResult:
+        """Run one event under a concurrency lease; raises the 429 of the limit it hits.
+
+        ``qualifier`` is the version or alias invoked (provisioned concurrency is per
+        qualifier); an invocation that finds no warm environment needs a scaling token.
+        """
         spec = self.spec(resolved)
-        with self.limiter.lease(spec.function_name):
+        fresh = not self.deps.invoker.has_idle(spec)
+        with self.limiter.lease(spec.function_name, qualifier, new_environment=fresh):
             return await self.deps.invoker.invoke(spec, request)
-
-    # -- asynchronous invocations (in-process for now) ------------------------------------
-    def _enqueue(self, identifier: str, qualifier: str | None, request: InvokeRequest) -> None:
-        task = asyncio.get_running_loop().create_task(self._deliver(identifier, qualifier, request))
-        self._pending.add(task)
-        task.add_done_callback(self._pending.discard)
-
-    async def _deliver(
-        self, identifier: str, qualifier: str | None, request: InvokeRequest
-    ) -> None:
-        attempt, backoff = 0, 1.0
-        while True:
-            try:
-                resolved, _ = self.resolve(identifier, qualifier)
-                result = await self.run(resolved, request)
-            except TooManyRequestsException:
-                await asyncio.sleep(backoff)
-                backoff = min(backoff * 2, 300.0)
-                continue
-            except Exception:
-                log.exception("asynchronous invocation %s could not run", request.request_id)
-                return
-            if result.function_error is None or attempt >= len(RETRY_DELAYS):
-                return
-            await asyncio.sleep(RETRY_DELAYS[attempt])
-            attempt += 1
-
-    async def close(self) -> None:
-        for task in list(self._pending):
-            task.cancel()
-        await asyncio.gather(*self._pending, return_exceptions=True)
 
 
 def _check_json(payload: bytes) -> bytes:

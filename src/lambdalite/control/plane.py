@@ -3,12 +3,19 @@
 from __future__ import annotations
 
 from lambdalite.control.aliases import AliasService
-from lambdalite.control.concurrency import ConcurrencyLimiter, ConcurrencyService
+from lambdalite.control.concurrency import ConcurrencyService
+from lambdalite.control.delivery import AsyncDelivery
 from lambdalite.control.deps import Deps
+from lambdalite.control.destinations import Destinations
+from lambdalite.control.eventconfig import EventInvokeConfigService
 from lambdalite.control.functions import FunctionService
 from lambdalite.control.invoke import InvokeService
+from lambdalite.control.lifecycle import PlaneLifecycle
+from lambdalite.control.limiter import ConcurrencyLimiter
 from lambdalite.control.logs import LogsService
 from lambdalite.control.permissions import PermissionService
+from lambdalite.control.recursion import RecursionService
+from lambdalite.control.stats import StatsService
 from lambdalite.control.streaming import StreamingService
 from lambdalite.control.tags import TagService
 from lambdalite.control.urls import UrlService
@@ -19,18 +26,42 @@ from lambdalite.store.base import Store
 class ControlPlane:
     def __init__(self, deps: Deps, store: Store) -> None:
         self.deps = deps
-        self.limiter = ConcurrencyLimiter(deps.settings.account_concurrency)
+        settings = deps.settings
+        self.limiter = ConcurrencyLimiter(
+            settings.account_concurrency, scaling_rate=settings.scaling_rate
+        )
+        self.destinations = Destinations(deps.catalog, deps.arns)
         self.versions = VersionService(deps)
-        self.functions = FunctionService(deps, self.versions, self.limiter)
-        self.aliases = AliasService(deps)
         self.permissions = PermissionService(deps)
         self.tags = TagService(deps)
         self.concurrency = ConcurrencyService(deps, self.limiter)
-        self.invocations = InvokeService(deps, self.limiter)
+        self.recursion = RecursionService(deps)
+        self.invocations = InvokeService(deps, self.limiter, self.recursion)
+        self.event_configs = EventInvokeConfigService(deps, self.destinations)
+        self.delivery = AsyncDelivery(
+            settings,
+            store,
+            self.invocations,
+            self.event_configs,
+            self.destinations,
+            self.recursion,
+            self.limiter,
+        )
+        self.invocations.events = self.delivery
+        lifecycle = PlaneLifecycle(
+            self.destinations, self.concurrency, self.event_configs, self.delivery
+        )
+        self.functions = FunctionService(deps, self.versions, self.limiter, lifecycle)
+        self.aliases = AliasService(deps, lifecycle)
         self.streaming = StreamingService(self.invocations)
         self.urls = UrlService(deps)
-        self.logs = LogsService(store, deps.settings.region, deps.settings.account_id)
+        self.logs = LogsService(store, settings.region, settings.account_id)
+        self.stats = StatsService(self.limiter, self.delivery)
         self.concurrency.load()
 
+    def start(self) -> None:
+        """Start background work (asynchronous delivery); needs the running event loop."""
+        self.delivery.start()
+
     async def close(self) -> None:
-        await self.invocations.close()
+        await self.delivery.close()

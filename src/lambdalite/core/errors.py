@@ -135,3 +135,15 @@ class NotImplementedException(LambdaError):
     code = "NotImplementedException"
     status = 501
     sender_fault = True
+
+
+class RecursiveInvocationException(_UserError):
+    """A chain of invocations went round more times than the function's recursion config allows."""
+
+    code = "RecursiveInvocationException"
+
+
+class ProvisionedConcurrencyConfigNotFoundException(LambdaError):
+    code = "ProvisionedConcurrencyConfigNotFoundException"
+    status = 404
+    sender_fault = True

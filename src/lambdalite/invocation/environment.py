@@ -35,7 +35,7 @@ from lambdalite.invocation.platform_log import (
 )
 from lambdalite.invocation.runtime_api import Event, InitFailure, Outcome, RuntimeApi
 from lambdalite.invocation.runtime_env import log_stream_name, runtime_environment
-from lambdalite.sandbox.base import Limits, Sandbox, SandboxBackend, describe_exit
+from lambdalite.sandbox.base import Limits, PeerSocket, Sandbox, SandboxBackend, describe_exit
 
 log = logging.getLogger(__name__)
 
@@ -132,23 +132,41 @@ class ExecutionEnvironment:
     async def _initialize(self, request: InvokeRequest) -> tuple[str, str, bytes] | None:
         """Start the runtime and wait for INIT to end; on failure (status, type, payload)."""
         spec = self.spec
-        api = self._api = RuntimeApi(self.settings.runtime_api_host)
-        address = await api.start()
+        backend = self._backend
+        # Connections are only accepted from this environment's own sandbox (which does not
+        # exist yet: until it does, nobody is).
+        api = self._api = RuntimeApi(self.settings.runtime_api_host, accept=self._owns)
+        # A sandbox with a network of its own brings its listener (at a fixed address);
+        # otherwise the Runtime API listens on the host, on a free port.
+        fixed_address = backend.runtime_api_address
+        address = fixed_address or await api.start()
         self._init_ended = time.perf_counter()
         if self._destroying is not None:  # shut down while the listener was starting
             await api.close()
             message = f"RequestId: {request.request_id} Error: Environment was shut down"
             return ("error", "Sandbox.Failure", error_payload("Sandbox.Failure", message))
+        layout = backend.layout(spec.code_dir, self._runtime_dir)
         first = self.argv[0] if self.argv else ""
-        interpreter_dir = Path(first).parent if first.startswith("/") else None
+        interpreter_dir = Path(layout.translate(first)).parent if first.startswith("/") else None
         env = runtime_environment(
-            spec, address, self.log_stream, self._runtime_dir, interpreter_dir
+            spec,
+            address,
+            self.log_stream,
+            layout.runtime_dir,
+            interpreter_dir,
+            task_root=layout.task_root,
         )
         self._emit(self._lines.init_start(time.time(), spec.function_name))
         limits = Limits(memory_mb=spec.memory_mb, ephemeral_mb=spec.ephemeral_mb)
         try:
-            sandbox = self._backend.spawn(
-                self.argv, env, spec.code_dir, limits, self._emit_output, label=self.env_id
+            sandbox = backend.spawn(
+                self.argv,
+                env,
+                spec.code_dir,
+                limits,
+                self._emit_output,
+                label=self.env_id,
+                runtime_dir=self._runtime_dir,
             )
         except OSError as exc:
             message = f"RequestId: {request.request_id} Error: {exc}"
@@ -161,8 +179,13 @@ class ExecutionEnvironment:
         self._sandbox = sandbox
         self._exited = self._loop.create_task(sandbox.wait())
         self._exited.add_done_callback(self._on_exit)
+        serving = None
+        if fixed_address is not None:
+            serving = self._loop.create_task(self._serve_sandbox_listener(api, sandbox, address))
         waits: list[asyncio.Future[Any]] = [api.ready, api.init_failed, self._exited]
         await asyncio.wait(waits, timeout=self.settings.init_timeout, return_when="FIRST_COMPLETED")
+        if serving is not None and not serving.done():
+            serving.cancel()
         self._init_ended = time.perf_counter()
         if api.ready.done():
             self._drain()
@@ -186,6 +209,20 @@ class ExecutionEnvironment:
             f"Task timed out after {self.settings.init_timeout:.2f} seconds"
         )
         return ("timeout", "Sandbox.Timedout", error_payload("Sandbox.Timedout", message))
+
+    def _owns(self, conn: PeerSocket) -> bool:
+        return self._sandbox is not None and self._sandbox.owns_connection(conn)
+
+    @staticmethod
+    async def _serve_sandbox_listener(api: RuntimeApi, sandbox: Sandbox, address: str) -> None:
+        """Serve the listening socket the sandbox made in its own network namespace (until
+        it does, the runtime cannot connect; a sandbox that never does times out INIT)."""
+        try:
+            sock = await sandbox.runtime_api_socket()
+            if sock is not None:
+                await api.start(sock=sock, address=address)
+        except Exception:
+            log.exception("cannot serve the Runtime API of an isolated sandbox")
 
     def _init_failed(
         self, request: InvokeRequest, init_ms: float, status: str, error_type: str, payload: bytes

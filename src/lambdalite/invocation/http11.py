@@ -17,6 +17,7 @@ import socket
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from http import HTTPStatus
+from typing import Any
 
 _MAX_HEAD = 64 * 1024
 _MAX_BACKLOG = 1024 * 1024
@@ -52,9 +53,12 @@ class _BadRequest(Exception):
 
 
 class HttpProtocol(asyncio.Protocol):
-    def __init__(self, handler: Handler, max_body: int) -> None:
+    def __init__(
+        self, handler: Handler, max_body: int, accept: Callable[[Any], bool] | None = None
+    ) -> None:
         self._handler = handler
         self._max_body = max_body
+        self._accept = accept
         self._buffer = bytearray()
         self._transport: asyncio.Transport | None = None
         self._busy = False  # a handler is running; parsing waits for it
@@ -76,6 +80,9 @@ class HttpProtocol(asyncio.Protocol):
         assert isinstance(transport, asyncio.Transport)
         self._transport = transport
         sock = transport.get_extra_info("socket")
+        if self._accept is not None and (sock is None or not self._accept(sock)):
+            transport.abort()  # not a client this server talks to: drop it unanswered
+            return
         if sock is not None:
             with contextlib.suppress(OSError):
                 sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
@@ -272,21 +279,28 @@ class HttpProtocol(asyncio.Protocol):
 class HttpServer:
     """A listening socket and its live connections, which ``close`` drops at once."""
 
-    def __init__(self, handler: Handler, max_body: int) -> None:
+    def __init__(
+        self, handler: Handler, max_body: int, accept: Callable[[Any], bool] | None = None
+    ) -> None:
         self._handler = handler
         self._max_body = max_body
+        self._accept = accept  # called with each connection's socket; False drops it
         self._server: asyncio.AbstractServer | None = None
         self._connections: set[HttpProtocol] = set()
 
-    async def start(self, host: str, port: int = 0) -> int:
-        """Listen on ``host:port`` (0 picks a free port); returns the port."""
+    async def start(self, host: str, port: int = 0, sock: socket.socket | None = None) -> int:
+        """Listen on ``host:port`` (0 picks a free port), or serve the already listening
+        ``sock``; returns the port."""
         loop = asyncio.get_running_loop()
-        self._server = await loop.create_server(self._protocol, host, port)
+        if sock is not None:
+            self._server = await loop.create_server(self._protocol, sock=sock)
+        else:
+            self._server = await loop.create_server(self._protocol, host, port)
         port_bound: int = self._server.sockets[0].getsockname()[1]
         return port_bound
 
     def _protocol(self) -> HttpProtocol:
-        protocol = HttpProtocol(self._handler, self._max_body)
+        protocol = HttpProtocol(self._handler, self._max_body, self._accept)
         self._connections.add(protocol)
         protocol.on_lost = self._connections.discard
         return protocol

@@ -18,7 +18,7 @@ from pathlib import Path
 
 from lambdalite.config import Settings
 from lambdalite.core.errors import ServiceException
-from lambdalite.invocation.environment import ExecutionEnvironment
+from lambdalite.invocation.environment import ExecutionEnvironment, State
 from lambdalite.invocation.model import FunctionSpec, InvokeRequest, InvokeResult, LogSink
 from lambdalite.invocation.pool import Pool
 from lambdalite.invocation.runtime_env import runtime_argv
@@ -114,6 +114,10 @@ class EnvironmentManager:
         self._pools.clear()
 
     # -- introspection ------------------------------------------------------------------------
+    def has_idle(self, spec: FunctionSpec) -> bool:
+        pool = self._pools.get(spec.pool_key)
+        return pool is not None and any(env.state is State.IDLE for env in pool.idle)
+
     def environments(self) -> list[EnvironmentInfo]:
         return [
             EnvironmentInfo(

@@ -83,5 +83,9 @@ class Invoker(Protocol):
     async def retire(self, function_name: str, version: str | None = None) -> None:
         """Stop idle environments of a function (or one version) and never reuse busy ones."""
 
+    def has_idle(self, spec: FunctionSpec) -> bool:
+        """Whether an invocation of ``spec`` would find a warm idle environment right now
+        (otherwise it starts one, which the scaling rate limits)."""
+
     async def close(self) -> None:
         """Stop every environment; called once at shutdown."""

@@ -15,11 +15,13 @@ import base64
 import binascii
 import json
 import re
-from collections.abc import Awaitable
+import socket
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 from lambdalite.invocation.http11 import HttpServer, Request, Response
+from lambdalite.sandbox.base import PeerSocket
 
 API_PREFIX = "/2018-06-01"
 MAX_RESPONSE_BYTES = 6291556  # 6 MiB + 100, the buffered response limit
@@ -101,10 +103,16 @@ def normalize_error_type(header: str | None, body: bytes) -> str:
 class RuntimeApi:
     """One environment's Runtime API listener and runtime-side state."""
 
-    def __init__(self, host: str, max_payload: int = MAX_RESPONSE_BYTES) -> None:
+    def __init__(
+        self,
+        host: str,
+        max_payload: int = MAX_RESPONSE_BYTES,
+        accept: Callable[[PeerSocket], bool] | None = None,
+    ) -> None:
         self.host = host
         self.max_payload = max_payload
-        self._server = HttpServer(self._handle, max_payload)
+        # ``accept`` decides, per connection, whether the peer may talk to this API at all.
+        self._server = HttpServer(self._handle, max_payload, accept)
         self.address = ""
         loop = asyncio.get_running_loop()
         self.ready: asyncio.Future[None] = loop.create_future()  # first GET /next
@@ -113,10 +121,12 @@ class RuntimeApi:
         self._current: Event | None = None
         self._waiter: asyncio.Future[Event] | None = None
 
-    async def start(self) -> str:
-        """Listen on a free port; returns ``host:port`` for ``AWS_LAMBDA_RUNTIME_API``."""
-        port = await self._server.start(self.host)
-        self.address = f"{self.host}:{port}"
+    async def start(self, sock: socket.socket | None = None, address: str = "") -> str:
+        """Listen on a free port, or serve the listening ``sock`` made elsewhere (whose
+        ``address`` is what its clients connect to); returns ``host:port`` for
+        ``AWS_LAMBDA_RUNTIME_API``."""
+        port = await self._server.start(self.host, sock=sock)
+        self.address = address or f"{self.host}:{port}"
         return self.address
 
     def submit(self, event: Event) -> asyncio.Future[Outcome]:

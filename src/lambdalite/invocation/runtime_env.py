@@ -30,7 +30,8 @@ def runtime_argv(spec: FunctionSpec, command: list[str]) -> list[str]:
 
     Functions written for AWS name their wrapper by its path in the Lambda file system; one
     under ``/var/task`` (the task root there) is looked up in the code directory, where the
-    deployment package lives here.
+    deployment package lives on the host. The argv holds host paths either way: a sandbox
+    that mounts the code at ``/var/task`` maps it back (see ``sandbox.base.Layout``).
     """
     wrapper = spec.environment.get(EXEC_WRAPPER)
     if not wrapper:
@@ -44,12 +45,15 @@ def runtime_environment(
     spec: FunctionSpec,
     api_address: str,
     log_stream: str,
-    runtime_dir: Path,
+    runtime_dir: Path | str,
     interpreter_dir: Path | None = None,
+    task_root: str | None = None,
 ) -> dict[str, str]:
     """Variables for one environment. ``interpreter_dir`` goes first on ``PATH``, as the
-    managed images put their language's bin directory there."""
-    task_root = str(spec.code_dir)
+    managed images put their language's bin directory there. ``task_root`` and
+    ``runtime_dir`` are the paths the runtime sees (``/var/task`` and ``/var/runtime`` in a
+    sandbox with a file system of its own); ``task_root`` defaults to the code directory."""
+    task_root = task_root or str(spec.code_dir)
     runtime = str(runtime_dir)
     path = f"{interpreter_dir}:{_BASE_PATH}" if interpreter_dir else _BASE_PATH
     defaults = {

@@ -1,9 +1,11 @@
 """Runtime registry: which Lambda runtime ids exist, which we can run, and with what.
 
-A function's ``Runtime`` (e.g. ``python3.12``) must become a concrete command line for the
-sandbox. The registry maps each supported id to an interpreter installed on this host and the
-bootstrap script of its family. Discovery only inspects the file system (it never executes a
-candidate) and runs once per registry, because environments start on the invoke hot path.
+A function's ``Runtime`` (e.g. ``python3.12``, ``nodejs20.x``) must become a concrete command
+line for the sandbox. The registry maps each supported id to an interpreter installed on this
+host and the runtime client of its family. Discovery runs once per family and registry,
+because environments start on the invoke hot path: Python interpreters are found by file
+name alone, Node.js binaries by running ``node --version`` once each (their names carry no
+version).
 """
 
 from __future__ import annotations
@@ -15,10 +17,15 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from lambdalite.runtimes.nodejs import NodeFinder
+from lambdalite.runtimes.nodejs import bootstrap_path as node_bootstrap_path
+from lambdalite.runtimes.nodejs.discovery import default_version_roots
 from lambdalite.runtimes.python import launcher_path
 
 __all__ = [
     "KNOWN_RUNTIMES",
+    "NODE_RUNTIMES",
+    "PYTHON_RUNTIMES",
     "SUPPORTED_RUNTIMES",
     "RuntimeCommand",
     "RuntimeRegistry",
@@ -38,7 +45,12 @@ KNOWN_RUNTIMES: tuple[str, ...] = (
 )  # fmt: skip
 
 _PYTHON_VERSIONS = ("3.9", "3.10", "3.11", "3.12", "3.13", "3.14")
-SUPPORTED_RUNTIMES: tuple[str, ...] = tuple(f"python{v}" for v in _PYTHON_VERSIONS)
+PYTHON_RUNTIMES: tuple[str, ...] = tuple(f"python{v}" for v in _PYTHON_VERSIONS)
+NODE_RUNTIMES: tuple[str, ...] = ("nodejs18.x", "nodejs20.x", "nodejs22.x")
+SUPPORTED_RUNTIMES: tuple[str, ...] = PYTHON_RUNTIMES + NODE_RUNTIMES
+# AWS starts Node.js with large HTTP headers allowed (and ``--expose-gc``, which costs ~8 ms of
+# every cold start here: the runtime client provides ``global.gc`` lazily instead).
+_NODE_FLAGS = ("--max-http-header-size=81920",)
 
 _SYSTEM_DIRS = ("/usr/local/bin", "/usr/bin")
 _PYENV_VERSION = re.compile(r"^(\d+)\.(\d+)(?:\.(\d+))?(.*)$")
@@ -64,30 +76,42 @@ class RuntimeCommand:
 class RuntimeRegistry:
     """Resolves Lambda runtime ids to interpreters installed on this host.
 
-    ``overrides`` is the operator's ``python3.12=/path/to/python,...`` setting and wins over
-    discovery. Discovery then looks, per version ``X.Y``, for ``pythonX.Y`` in each absolute
-    entry of ``search_path`` (default: ``PATH`` at first use; pyenv ``shims`` directories are
-    skipped because they re-dispatch on the caller's pyenv selection), then in
-    ``system_dirs``, then in ``<root>/versions/*/bin`` of each pyenv root (default:
-    ``$PYENV_ROOT`` and ``~/.pyenv``), newest patch release first. Paths are returned
-    resolved (``realpath``) so a virtualenv's link runs its base interpreter, not
-    lambdalite's environment.
+    ``overrides`` is the operator's ``python3.12=/path/to/python,...`` setting and
+    ``node_overrides`` its ``nodejs20.x=/path/to/node,...`` counterpart; both win over
+    discovery and are taken as given (an operator may deliberately run ``nodejs18.x`` on
+    Node.js 20). Executables are directory entries of ``search_path`` (default: ``PATH`` at
+    first use; only absolute entries, and never pyenv ``shims`` directories, which
+    re-dispatch on the caller's pyenv selection), then of ``system_dirs``.
+
+    Python: per version ``X.Y``, ``pythonX.Y`` in those directories, then in
+    ``<root>/versions/*/bin`` of each pyenv root (default: ``$PYENV_ROOT`` and ``~/.pyenv``),
+    newest patch release first. Node.js: per major ``N``, the first ``node`` (or ``nodejs``)
+    in those directories whose ``--version`` is ``vN.*``, then the newest ``N.*`` release
+    under each of ``node_roots``, directories of version-named installs (default: those of
+    nvm, n, fnm, Volta and asdf). Paths are returned resolved (``realpath``) so a virtualenv's
+    link runs its base interpreter, not lambdalite's environment.
     """
 
     def __init__(
         self,
         overrides: str = "",
         *,
+        node_overrides: str = "",
         search_path: str | None = None,
         system_dirs: Sequence[str] = _SYSTEM_DIRS,
         pyenv_roots: Sequence[str | Path] | None = None,
+        node_roots: Sequence[str | Path] | None = None,
     ) -> None:
-        self._overrides = _parse_overrides(overrides)
+        self._overrides = {
+            **_parse_overrides(overrides, PYTHON_RUNTIMES),
+            **_parse_overrides(node_overrides, NODE_RUNTIMES),
+        }
         self._search_path = search_path
         self._system_dirs = tuple(system_dirs)
         self._pyenv_roots = None if pyenv_roots is None else tuple(map(Path, pyenv_roots))
+        self._node_roots = None if node_roots is None else tuple(map(Path, node_roots))
         self._lock = threading.Lock()
-        self._found: dict[str, str] | None = None
+        self._found: dict[str, dict[str, str]] = {}
 
     @staticmethod
     def known_runtimes() -> tuple[str, ...]:
@@ -109,51 +133,78 @@ class RuntimeRegistry:
 
     def available(self) -> dict[str, str]:
         """Supported runtime ids that have an interpreter here, mapped to its path."""
-        return dict(self._discovered())
+        return {**self._discovered("python"), **self._discovered("nodejs")}
 
     def resolve(self, runtime_id: str) -> RuntimeCommand | None:
         """The command that starts ``runtime_id``, or None when it cannot run here."""
-        interpreter = self._discovered().get(runtime_id)
+        if runtime_id in NODE_RUNTIMES:
+            node = self._discovered("nodejs").get(runtime_id)
+            if node is None:
+                return None
+            return RuntimeCommand(
+                runtime_id=runtime_id,
+                family="nodejs",
+                version=_node_major_of(runtime_id),
+                interpreter=node,
+                argv=[node, *_NODE_FLAGS, str(node_bootstrap_path())],
+                execution_env=f"AWS_Lambda_{runtime_id}",
+            )
+        interpreter = self._discovered("python").get(runtime_id)
         if interpreter is None:
             return None
-        version = runtime_id.removeprefix("python")
         return RuntimeCommand(
             runtime_id=runtime_id,
             family="python",
-            version=version,
+            version=runtime_id.removeprefix("python"),
             interpreter=interpreter,
             argv=[interpreter, str(launcher_path())],
             execution_env=f"AWS_Lambda_{runtime_id}",
         )
 
-    def _discovered(self) -> dict[str, str]:
+    def _discovered(self, family: str) -> dict[str, str]:
         with self._lock:
-            if self._found is None:
-                self._found = self._discover()
-            return self._found
+            found = self._found.get(family)
+            if found is None:
+                discover = self._discover_node if family == "nodejs" else self._discover_python
+                found = self._found[family] = discover()
+            return found
 
-    def _discover(self) -> dict[str, str]:
+    def _discover_python(self) -> dict[str, str]:
         found: dict[str, str] = {}
-        for runtime_id in SUPPORTED_RUNTIMES:
+        for runtime_id in PYTHON_RUNTIMES:
             path = self._overrides.get(runtime_id)
             if path is None:
-                version = runtime_id.removeprefix("python")
-                path = _first_executable(self._candidates(version))
+                path = _first_executable(self._python_candidates(runtime_id[len("python") :]))
             if path is not None:
                 found[runtime_id] = path
         return found
 
-    def _candidates(self, version: str) -> Iterable[Path]:
-        name = f"python{version}"
+    def _discover_node(self) -> dict[str, str]:
+        finder = NodeFinder(list(self._directories()), self._version_roots())
+        found: dict[str, str] = {}
+        for runtime_id in NODE_RUNTIMES:
+            path = self._overrides.get(runtime_id)
+            if path is None:
+                path = finder.find(int(_node_major_of(runtime_id)))
+            if path is not None:
+                found[runtime_id] = path
+        return found
+
+    def _directories(self) -> Iterable[Path]:
         search_path = self._search_path
         if search_path is None:
             search_path = os.environ.get("PATH", os.defpath)
         for entry in search_path.split(os.pathsep):
             # Relative entries would depend on the server's working directory.
             if os.path.isabs(entry) and "shims" not in Path(entry).parts:
-                yield Path(entry) / name
+                yield Path(entry)
         for directory in self._system_dirs:
-            yield Path(directory) / name
+            yield Path(directory)
+
+    def _python_candidates(self, version: str) -> Iterable[Path]:
+        name = f"python{version}"
+        for directory in self._directories():
+            yield directory / name
         for root in self._roots():
             yield from _pyenv_interpreters(root, version)
 
@@ -164,9 +215,17 @@ class RuntimeRegistry:
         roots.append(Path.home() / ".pyenv")
         return tuple(dict.fromkeys(roots))
 
+    def _version_roots(self) -> tuple[Path, ...]:
+        return default_version_roots() if self._node_roots is None else self._node_roots
 
-def _parse_overrides(text: str) -> dict[str, str]:
-    """Parse ``python3.12=/usr/bin/python3.12,...``; bad entries fail loudly at start-up."""
+
+def _node_major_of(runtime_id: str) -> str:
+    """``"20"`` for ``nodejs20.x``."""
+    return runtime_id[len("nodejs") : -len(".x")]
+
+
+def _parse_overrides(text: str, allowed: tuple[str, ...]) -> dict[str, str]:
+    """Parse ``<runtime>=<path>,...``; bad entries fail loudly at start-up."""
     result: dict[str, str] = {}
     for raw in text.split(","):
         entry = raw.strip()
@@ -175,10 +234,9 @@ def _parse_overrides(text: str) -> dict[str, str]:
         runtime_id, sep, path = (part.strip() for part in entry.partition("="))
         if not sep or not runtime_id or not path:
             raise ValueError(f"runtime override {entry!r} is not of the form <runtime>=<path>")
-        if runtime_id not in SUPPORTED_RUNTIMES:
+        if runtime_id not in allowed:
             raise ValueError(
-                f"runtime override {entry!r}: {runtime_id!r} is not one of "
-                f"{', '.join(SUPPORTED_RUNTIMES)}"
+                f"runtime override {entry!r}: {runtime_id!r} is not one of {', '.join(allowed)}"
             )
         resolved = _first_executable([Path(path).expanduser()])
         if resolved is None:

@@ -12,11 +12,13 @@ callbacks run on the loop thread too, in the order the bytes were written; they 
 
 from __future__ import annotations
 
+import os
 import signal
+import socket
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 # Called with one output line: no trailing newline, a '\r' inside stays. stdout and stderr share
 # one pipe, so lines arrive in the order they were written across both streams, as they do in
@@ -37,6 +39,40 @@ class Limits:
     ephemeral_mb: int
     nofile: int = 1024
     nproc: int = 1024
+
+
+@dataclass(frozen=True)
+class Layout:
+    """Where a sandboxed program finds the function's code and the runtime client.
+
+    ``spawn`` takes host paths (the code directory as ``cwd``, host paths in ``argv``); a
+    backend that gives the program a file system view of its own shows them elsewhere, at
+    ``task_root`` and ``runtime_dir``. The environment variables a runtime reads
+    (``LAMBDA_TASK_ROOT``, ``LAMBDA_RUNTIME_DIR``, ...) must name what the program sees, so the
+    caller builds them from the layout and translates host paths with ``translate``.
+    """
+
+    host_task_root: Path
+    host_runtime_dir: Path
+    task_root: str
+    runtime_dir: str
+
+    @classmethod
+    def identity(cls, code_dir: Path, runtime_dir: Path) -> Layout:
+        """The layout of a backend that shows the program the host's own file system."""
+        return cls(code_dir, runtime_dir, str(code_dir), str(runtime_dir))
+
+    def translate(self, path: str) -> str:
+        """``path`` on the host as the program sees it (unchanged when not under a mapping)."""
+        for host, inside in (
+            (str(self.host_task_root), self.task_root),
+            (str(self.host_runtime_dir), self.runtime_dir),
+        ):
+            if path == host:
+                return inside
+            if path.startswith(host.rstrip(os.sep) + os.sep):
+                return inside.rstrip("/") + "/" + path[len(host) :].lstrip(os.sep)
+        return path
 
 
 class Sandbox(Protocol):
@@ -86,6 +122,32 @@ class Sandbox(Protocol):
     def oom_killed(self) -> bool:
         """Whether the memory limit killed a process of this sandbox."""
 
+    async def runtime_api_socket(self) -> socket.socket | None:
+        """The listening socket the Runtime API must serve, made inside the sandbox.
+
+        Only for backends whose ``runtime_api_address`` is set (the sandbox has a network of
+        its own, so only a socket created in there is reachable by the program). Resolves to
+        None when the sandbox exits before handing one over.
+        """
+
+    def owns_connection(self, conn: PeerSocket) -> bool:
+        """Whether a connection accepted by this sandbox's Runtime API comes from its program.
+
+        Backends that share the host network with other sandboxes use it so that one
+        environment cannot talk to another one's Runtime API.
+        """
+
+
+class PeerSocket(Protocol):
+    """The part of a connected socket a backend needs to tell who is on the other end."""
+
+    @property
+    def family(self) -> int: ...
+
+    def getsockname(self) -> Any: ...
+
+    def getpeername(self) -> Any: ...
+
 
 class SandboxBackend(Protocol):
     def spawn(
@@ -96,12 +158,33 @@ class SandboxBackend(Protocol):
         limits: Limits,
         on_output: OutputCallback,
         label: str = "",
+        runtime_dir: Path | None = None,
     ) -> Sandbox:
         """Start ``argv`` in a new sandbox. ``label`` only names it (cgroup names, debugging).
+
+        ``cwd`` is the function's code directory and ``runtime_dir`` the runtime client's, both
+        host paths; ``argv`` names host paths too. A backend with a view of its own makes them
+        visible at the places ``layout`` gives (read-only) and translates ``argv``; ``env`` is
+        passed as it is, so the caller builds it from ``layout``.
 
         Raises ``OSError`` when the program cannot be started (missing executable, bad cwd).
         Must be called from the running event loop.
         """
+
+    def layout(self, code_dir: Path, runtime_dir: Path) -> Layout:
+        """Where programs of this backend see ``code_dir`` and ``runtime_dir``."""
+
+    @property
+    def runtime_api_address(self) -> str | None:
+        """``host:port`` of the Runtime API as programs of this backend reach it, when fixed.
+
+        None: the sandbox shares the host network and the caller listens where it likes.
+        Otherwise the caller serves ``Sandbox.runtime_api_socket()`` and announces this address.
+        """
+
+    @property
+    def isolation(self) -> str:
+        """One line describing the isolation level, for logs and health reports."""
 
     async def close(self) -> None:
         """Destroy every sandbox still alive and stop background work."""

@@ -2,8 +2,14 @@
 
 Both hierarchies are supported, detected from /proc/self/mountinfo and /proc/self/cgroup:
 
-* v1 (separate ``memory`` and ``pids`` hierarchies, as on hosts in hybrid mode),
+* v1 (separate ``memory``, ``pids`` and ``cpu`` hierarchies, as on hosts in hybrid mode),
 * v2 (the unified hierarchy, the common case on current hosts).
+
+Limits per sandbox: memory (swap off, so the limit is a hard ceiling; tmpfs pages a sandbox
+writes are charged to it too), a pids limit, and a CPU weight proportional to memory as on
+Lambda, where 1,769 MB buy one vCPU: ``cpu.shares`` (1024 per vCPU) on v1, ``cpu.weight``
+(100 per vCPU) on v2. A weight, not a quota: an idle host lends its CPU to whoever needs it,
+and under contention each sandbox gets its memory's share.
 
 Sandbox cgroups are created *below the cgroup this process runs in* (or below an explicitly
 delegated directory), in ``<parent>/lambdalite/<owner>_<id>``: nesting keeps whatever limits the
@@ -27,6 +33,17 @@ from pathlib import Path
 
 ROOT_NAME = "lambdalite"
 _MIB = 1024 * 1024
+MB_PER_VCPU = 1769
+
+
+def cpu_shares(memory_mb: int) -> int:
+    """cgroup v1 ``cpu.shares`` for a function of ``memory_mb`` (1024 = one vCPU)."""
+    return max(2, min(262144, memory_mb * 1024 // MB_PER_VCPU))
+
+
+def cpu_weight(memory_mb: int) -> int:
+    """cgroup v2 ``cpu.weight`` for a function of ``memory_mb`` (100 = one vCPU)."""
+    return max(1, min(10000, memory_mb * 100 // MB_PER_VCPU))
 
 
 @dataclass(frozen=True)
@@ -34,6 +51,8 @@ class CgroupLayout:
     version: int  # 1 or 2
     memory_root: Path  # <parent>/lambdalite in the memory (v1) or unified (v2) hierarchy
     pids_root: Path | None  # v1 only: <parent>/lambdalite in the pids hierarchy
+    cpu_root: Path | None = None  # v1 only: <parent>/lambdalite in the cpu hierarchy
+    cpu: bool = False  # whether CPU weights are set (v1: cpu_root exists; v2: delegated)
 
 
 class CgroupUnavailable(Exception):
@@ -76,7 +95,8 @@ def _join(mount_point: str, mount_root: str, path: str) -> Path:
 
 
 def _write(path: Path, value: str) -> None:
-    fd = os.open(path, os.O_WRONLY)
+    # O_TRUNC as a shell's ">" does: meaningless to cgroupfs, right for anything else.
+    fd = os.open(path, os.O_WRONLY | os.O_TRUNC)
     try:
         os.write(fd, value.encode())
     finally:
@@ -91,28 +111,31 @@ def _try_write(path: Path, value: str) -> bool:
     return True
 
 
-def detect(parent: Path | None = None) -> CgroupLayout:
+def detect(
+    parent: Path | None = None, *, mountinfo: str | None = None, proc_cgroup: str | None = None
+) -> CgroupLayout:
     """Find a writable place for sandbox cgroups, creating ``lambdalite`` directories.
 
     ``parent`` overrides the cgroup the server runs in (a delegated subtree).
+    ``mountinfo`` and ``proc_cgroup`` replace this process's ``/proc/self`` files (tests).
     Raises ``CgroupUnavailable`` with the reason when none is usable.
     """
     try:
-        mounts = _mounts(Path("/proc/self/mountinfo").read_text())
-        own_v1, own_v2 = _own_paths(Path("/proc/self/cgroup").read_text())
+        if mountinfo is None:
+            mountinfo = Path("/proc/self/mountinfo").read_text()
+        if proc_cgroup is None:
+            proc_cgroup = Path("/proc/self/cgroup").read_text()
+        mounts = _mounts(mountinfo)
+        own_v1, own_v2 = _own_paths(proc_cgroup)
     except OSError as exc:
         raise CgroupUnavailable(f"cannot read /proc: {exc}") from exc
     v1_memory = next((m for m in mounts if m[2] == "cgroup" and "memory" in m[3]), None)
     if v1_memory is not None:
         base = parent or _join(v1_memory[1], v1_memory[0], own_v1.get("memory", "/"))
         memory_root = _make_dir(base / ROOT_NAME)
-        pids_root = None
-        v1_pids = next((m for m in mounts if m[2] == "cgroup" and "pids" in m[3]), None)
-        if v1_pids is not None:
-            pbase = _join(v1_pids[1], v1_pids[0], own_v1.get("pids", "/"))
-            with contextlib.suppress(CgroupUnavailable):
-                pids_root = _make_dir(pbase / ROOT_NAME)
-        return CgroupLayout(1, memory_root, pids_root)
+        pids_root = _v1_root(mounts, own_v1, "pids")
+        cpu_root = _v1_root(mounts, own_v1, "cpu")
+        return CgroupLayout(1, memory_root, pids_root, cpu_root, cpu_root is not None)
     v2 = next((m for m in mounts if m[2] == "cgroup2"), None)
     if v2 is None or own_v2 is None:
         raise CgroupUnavailable("no memory controller is mounted")
@@ -127,7 +150,29 @@ def detect(parent: Path | None = None) -> CgroupLayout:
     _enable(base, wanted)
     root = _make_dir(base / ROOT_NAME)
     _enable(root, wanted)
-    return CgroupLayout(2, root, None)
+    cpu = False
+    if "cpu" in available:  # a weight is welcome, not required
+        try:
+            _enable(base, ["cpu"])
+            _enable(root, ["cpu"])
+            cpu = True
+        except (CgroupUnavailable, OSError):
+            cpu = False
+    return CgroupLayout(2, root, None, None, cpu)
+
+
+def _v1_root(
+    mounts: list[tuple[str, str, str, set[str]]], own: dict[str, str], controller: str
+) -> Path | None:
+    """``<own cgroup>/lambdalite`` in the v1 hierarchy of ``controller``, when writable."""
+    mount = next((m for m in mounts if m[2] == "cgroup" and controller in m[3]), None)
+    if mount is None:
+        return None
+    base = _join(mount[1], mount[0], own.get(controller, "/"))
+    try:
+        return _make_dir(base / ROOT_NAME)
+    except CgroupUnavailable:
+        return None
 
 
 def _enable(directory: Path, controllers: list[str]) -> None:
@@ -168,15 +213,22 @@ class Cgroup:
 
     def __init__(self, layout: CgroupLayout, name: str) -> None:
         self.version = layout.version
+        self.name = name
         self.memory_dir = layout.memory_root / name
         self.pids_dir = layout.pids_root / name if layout.pids_root else None
+        self.cpu_dir = layout.cpu_root / name if layout.cpu_root else None
+        self.cpu = layout.cpu
 
     @property
     def dirs(self) -> list[Path]:
-        return [d for d in (self.memory_dir, self.pids_dir) if d is not None]
+        return [d for d in (self.memory_dir, self.pids_dir, self.cpu_dir) if d is not None]
 
     def create(self, limits_memory_mb: int, nproc: int) -> None:
-        """Create the directories and set the limits; raises OSError on failure."""
+        """Create the directories and set the limits; raises OSError on failure.
+
+        Memory is the one limit that must hold; the others are set when the controller is
+        there (a host without the pids or cpu controller still runs functions).
+        """
         for directory in self.dirs:
             directory.mkdir(exist_ok=True)
         limit = str(limits_memory_mb * _MIB)
@@ -187,12 +239,16 @@ class Cgroup:
             _try_write(self.memory_dir / "memory.memsw.limit_in_bytes", limit)
             if self.pids_dir is not None:
                 _try_write(self.pids_dir / "pids.max", str(nproc))
+            if self.cpu_dir is not None:
+                _try_write(self.cpu_dir / "cpu.shares", str(cpu_shares(limits_memory_mb)))
         else:
             _write(self.memory_dir / "memory.max", limit)
             _try_write(self.memory_dir / "memory.swap.max", "0")
             # One OOM kill takes the whole sandbox down, like the platform's reset.
             _try_write(self.memory_dir / "memory.oom.group", "1")
             _try_write(self.memory_dir / "pids.max", str(nproc))
+            if self.cpu:
+                _try_write(self.memory_dir / "cpu.weight", str(cpu_weight(limits_memory_mb)))
 
     def procs_files(self) -> list[bytes]:
         """Paths a child writes its own pid to (before exec) to join every hierarchy."""
@@ -257,7 +313,7 @@ def leftovers(layout: CgroupLayout) -> list[Cgroup]:
     """Sandbox cgroups whose owning server process no longer exists."""
     stale: dict[str, Cgroup] = {}
     me = owner_token()
-    roots = [r for r in (layout.memory_root, layout.pids_root) if r is not None]
+    roots = [r for r in (layout.memory_root, layout.pids_root, layout.cpu_root) if r is not None]
     for root in roots:
         try:
             entries = list(root.iterdir())

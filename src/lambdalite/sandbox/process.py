@@ -23,6 +23,7 @@ import os
 import re
 import resource
 import signal
+import socket
 import subprocess
 import time
 import uuid
@@ -32,7 +33,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from lambdalite.sandbox import cgroups, procfs
-from lambdalite.sandbox.base import Limits, OutputCallback
+from lambdalite.sandbox.base import Layout, Limits, OutputCallback, PeerSocket
 from lambdalite.sandbox.output import LinePump
 
 if TYPE_CHECKING:
@@ -85,6 +86,22 @@ class ProcessSandboxBackend:
         self.prepare()
         return self._layout.version if self._layout else None
 
+    def layout(self, code_dir: Path, runtime_dir: Path) -> Layout:
+        """Programs see the host's file system: paths stay what they are."""
+        return Layout.identity(code_dir, runtime_dir)
+
+    @property
+    def runtime_api_address(self) -> str | None:
+        return None
+
+    @property
+    def isolation(self) -> str:
+        memory = {"cgroup": "cgroup limits", "poll": "memory polled", "off": "no memory limit"}
+        return (
+            f"process sandbox ({memory[self.mode]}): functions run as this server's user and "
+            "see its files, processes and network"
+        )
+
     def prepare(self) -> None:
         """Resolve the mode and sweep cgroups left by a crashed server; runs once.
 
@@ -125,19 +142,11 @@ class ProcessSandboxBackend:
         limits: Limits,
         on_output: OutputCallback,
         label: str = "",
+        runtime_dir: Path | None = None,
     ) -> ProcessSandbox:
         self.prepare()
         loop = asyncio.get_running_loop()
-        group: cgroups.Cgroup | None = None
-        if self._layout is not None:
-            safe = re.sub(r"[^A-Za-z0-9.-]", "", label)[:40]
-            group = cgroups.Cgroup(self._layout, f"{self._owner}_{safe}-{uuid.uuid4().hex[:8]}")
-            try:
-                group.create(limits.memory_mb, limits.nproc)
-            except OSError as exc:
-                log.warning("cannot create cgroup %s (%s); polling instead", group.dirs, exc)
-                group.remove()
-                group = None
+        group = self._new_cgroup(label, limits)
         read_fd, write_fd = os.pipe2(os.O_CLOEXEC)
         try:
             popen = subprocess.Popen(
@@ -161,10 +170,28 @@ class ProcessSandboxBackend:
             os.close(write_fd)
         sandbox = ProcessSandbox(self, popen, LinePump(read_fd, on_output, loop), group, limits)
         sandbox.polled_enforcement = group is None and self._mode != "off"
-        self._sandboxes.add(sandbox)
-        if group is None and self._poller is None:
-            self._poller = loop.create_task(self._poll_loop())
+        self._track(sandbox)
         return sandbox
+
+    def _new_cgroup(self, label: str, limits: Limits) -> cgroups.Cgroup | None:
+        """A fresh cgroup with ``limits`` for one sandbox; None when cgroups are not in use."""
+        if self._layout is None:
+            return None
+        safe = re.sub(r"[^A-Za-z0-9.-]", "", label)[:40]
+        group = cgroups.Cgroup(self._layout, f"{self._owner}_{safe}-{uuid.uuid4().hex[:8]}")
+        try:
+            group.create(limits.memory_mb, limits.nproc)
+        except OSError as exc:
+            log.warning("cannot create cgroup %s (%s); polling instead", group.dirs, exc)
+            group.remove()
+            return None
+        return group
+
+    def _track(self, sandbox: ProcessSandbox) -> None:
+        """Start managing ``sandbox`` (destroyed on close; polled when it has no cgroup)."""
+        self._sandboxes.add(sandbox)
+        if sandbox.cgroup is None and self._poller is None:
+            self._poller = asyncio.get_running_loop().create_task(self._poll_loop())
 
     def _forget(self, sandbox: ProcessSandbox) -> None:
         self._sandboxes.discard(sandbox)
@@ -221,29 +248,32 @@ class ProcessSandbox:
     def __init__(
         self,
         backend: ProcessSandboxBackend,
-        popen: subprocess.Popen[bytes],
+        popen: subprocess.Popen[bytes] | None,
         pump: LinePump,
         group: cgroups.Cgroup | None,
         limits: Limits,
     ) -> None:
         self._backend = backend
         self._popen = popen
+        self._pid = popen.pid if popen is not None else 0  # subclasses without Popen set it
         self._pump = pump
         self.cgroup = group
         self.limits = limits
         self.polled_enforcement = False
+        self.uncounted: set[int] = set()  # processes whose memory is not the function's
         self._loop = asyncio.get_running_loop()
         self._exited: asyncio.Future[int] = self._loop.create_future()
         self._known: dict[int, int] = {}
         self._peak_bytes = 0
         self._oom = False
+        self._cgroup_gone = False  # removed: its figures live on in _oom and _peak_bytes
         self._destroying: asyncio.Task[None] | None = None
         self._pidfd: int | None = None
         self._watch_exit()
 
     @property
     def pid(self) -> int:
-        return self._popen.pid
+        return self._pid
 
     @property
     def memory_enforced(self) -> bool:
@@ -271,13 +301,18 @@ class ProcessSandbox:
         if pid == 0:
             return
         code = os.waitstatus_to_exitcode(status)
-        self._popen.returncode = code  # so Popen never reaps (or warns about) it again
+        if self._popen is not None:
+            self._popen.returncode = code  # so Popen never reaps (or warns about) it again
         if self._pidfd is not None:
             self._loop.remove_reader(self._pidfd)
             os.close(self._pidfd)
             self._pidfd = None
         if not self._exited.done():
-            self._exited.set_result(code)
+            self._exited.set_result(self._exit_code(code))
+
+    def _exit_code(self, code: int) -> int:
+        """The status to report for the spawned process's own ``code``."""
+        return code
 
     async def wait(self) -> int:
         return await asyncio.shield(self._exited)
@@ -294,7 +329,7 @@ class ProcessSandbox:
         """Take one /proc snapshot into account (poll and off modes)."""
         found = procfs.members(table, self.pid, self._known.items())
         self._known = {p.pid: p.start_time for p in found.values()}
-        total = sum(p.rss_bytes for p in found.values())
+        total = sum(p.rss_bytes for p in found.values() if p.pid not in self.uncounted)
         self._peak_bytes = max(self._peak_bytes, total)
         if self.polled_enforcement and total > self.limits.memory_mb * _MIB and not self._oom:
             self._oom = True
@@ -305,15 +340,25 @@ class ProcessSandbox:
     def memory_peak_mb(self) -> int:
         # The cgroup is only charged for pages it faulted in first; shared libraries already in
         # the page cache are not, so the runtime's own high-water mark can be the larger figure.
-        peak = max(self._peak_bytes, _high_water_mark(self.pid))
-        if self.cgroup is not None:
+        peak = max(self._peak_bytes, self._spawned_high_water())
+        if self.cgroup is not None and not self._cgroup_gone:
             peak = max(peak, self.cgroup.memory_peak_bytes())
         return -(-peak // _MIB)
 
+    def _spawned_high_water(self) -> int:
+        return _high_water_mark(self.pid)
+
     def oom_killed(self) -> bool:
-        if self.cgroup is not None:
-            return self.cgroup.oom_killed()
+        if self.cgroup is not None and not self._cgroup_gone:
+            self._oom = self._oom or self.cgroup.oom_killed()
         return self._oom
+
+    # -- runtime api ----------------------------------------------------------------------
+    async def runtime_api_socket(self) -> socket.socket | None:
+        return None  # the program shares the host network: the caller listens itself
+
+    def owns_connection(self, conn: PeerSocket) -> bool:
+        return True  # every sandbox runs as the same user: there is nothing to tell apart
 
     # -- teardown -------------------------------------------------------------------------
     def kill(self) -> None:
@@ -350,6 +395,10 @@ class ProcessSandbox:
             self._pump.drain(flush_partial=True)
             self._pump.close()
             if self.cgroup is not None:
+                # Keep what the cgroup knew: callers may ask after the teardown.
+                self._oom = self.oom_killed()
+                self._peak_bytes = max(self._peak_bytes, self.cgroup.memory_peak_bytes())
+                self._cgroup_gone = True
                 while not self.cgroup.remove() and self._loop.time() < deadline:
                     await asyncio.sleep(0.005)
         except Exception:

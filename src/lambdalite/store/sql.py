@@ -35,14 +35,20 @@ from sqlalchemy.exc import IntegrityError, OperationalError, ProgrammingError
 from sqlalchemy.sql.elements import KeyedColumnElement
 
 from lambdalite.store.base import (
+    Ack,
     Document,
     DocumentExists,
     Expect,
     LogEvent,
     LogStreamInfo,
+    NewMessage,
+    QueuedMessage,
+    QueueStats,
+    Retry,
     RevisionMismatch,
 )
 from lambdalite.store.engine import build_engine, is_memory_sqlite, normalize_url
+from lambdalite.store.sqlqueue import SqlQueue
 from lambdalite.store.tables import SCHEMA_VERSION, documents, log_events, metadata, schema_version
 
 _D = documents.c
@@ -64,7 +70,7 @@ def _has_prefix(column: KeyedColumnElement[str], prefix: str) -> ColumnElement[b
 
 
 class SqlStore:
-    """Documents and log events in one SQL database.
+    """Documents, log events and queue messages in one SQL database.
 
     ``url`` is a SQLAlchemy-style URL: ``sqlite:///path/lambdalite.db`` (file and parent
     directory created on demand; ``sqlite://`` for a private in-memory database) or
@@ -99,6 +105,7 @@ class SqlStore:
             },
         )
         self._contains = func.strpos if self._postgres else func.instr
+        self._queue = SqlQueue(self._read, self._write, postgres=self._postgres)
         try:
             self._create_schema(schema)
         except BaseException:
@@ -135,6 +142,14 @@ class SqlStore:
                 f"the database uses schema version {found}, newer than this lambdalite "
                 f"understands ({SCHEMA_VERSION}); upgrade lambdalite"
             )
+        if found < SCHEMA_VERSION:
+            # Every step so far only adds tables, which create_all has just done.
+            with self._engine.begin() as conn:
+                conn.execute(
+                    update(schema_version)
+                    .where(schema_version.c.version < SCHEMA_VERSION)
+                    .values(version=SCHEMA_VERSION)
+                )
 
     @contextmanager
     def _read(self) -> Iterator[Connection]:
@@ -335,6 +350,43 @@ class SqlStore:
     def delete_logs(self, group: str) -> int:
         with self._write() as conn:
             return int(conn.execute(delete(log_events).where(_L.group_name == group)).rowcount)
+
+    # -- queue ---------------------------------------------------------------------------
+
+    def enqueue(
+        self, messages: Sequence[NewMessage], *, now: int | None = None
+    ) -> builtins.list[int]:
+        return self._queue.enqueue(messages, now=now)
+
+    def claim(
+        self, owner: str, limit: int, lease_ms: int, *, now: int | None = None
+    ) -> builtins.list[QueuedMessage]:
+        return self._queue.claim(owner, limit, lease_ms, now=now)
+
+    def renew(
+        self,
+        owner: str,
+        lease_ms: int,
+        *,
+        ids: Sequence[int] | None = None,
+        now: int | None = None,
+    ) -> int:
+        return self._queue.renew(owner, lease_ms, ids=ids, now=now)
+
+    def ack(self, owner: str, acks: Sequence[Ack]) -> set[int]:
+        return self._queue.ack(owner, acks)
+
+    def reschedule(self, owner: str, retries: Sequence[Retry]) -> set[int]:
+        return self._queue.reschedule(owner, retries)
+
+    def release(self, owner: str, *, now: int | None = None) -> int:
+        return self._queue.release(owner, now=now)
+
+    def queue_stats(self, *, now: int | None = None) -> builtins.list[QueueStats]:
+        return self._queue.queue_stats(now=now)
+
+    def purge(self, queue: str) -> int:
+        return self._queue.purge(queue)
 
     def close(self) -> None:
         self._engine.dispose()

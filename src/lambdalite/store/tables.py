@@ -8,10 +8,11 @@ byte order on the other.
 
 from __future__ import annotations
 
-from sqlalchemy import BigInteger, Column, Index, Integer, MetaData, Table, Text
+from sqlalchemy import BigInteger, Column, Index, Integer, LargeBinary, MetaData, Table, Text
 from sqlalchemy.types import TypeEngine
 
-SCHEMA_VERSION = 1
+# 1: documents, log events. 2: queue messages (opening a version 1 database adds the table).
+SCHEMA_VERSION = 2
 
 metadata = MetaData()
 
@@ -50,8 +51,28 @@ log_events = Table(
     sqlite_autoincrement=True,
 )
 
-# One row (id = 1) holding the version of the schema above; a future migration step reads it,
-# upgrades, and bumps it.
+# The durable queue. ``ready_at`` is the one time a claim looks at: the due time while a message
+# waits, the lease expiry while an owner holds it; so "claimable" is ``ready_at <= now`` on a
+# single index whether the message is new, rescheduled, or abandoned by a crashed owner.
+queue_messages = Table(
+    "queue_messages",
+    metadata,
+    Column("id", _EventId, primary_key=True, autoincrement=True),
+    Column("queue", _name(), nullable=False),
+    Column("body", Text, nullable=False),
+    Column("payload", LargeBinary, nullable=False),
+    Column("enqueued_at", BigInteger, nullable=False),
+    Column("ready_at", BigInteger, nullable=False),
+    Column("owner", Text, nullable=True),
+    Column("deliveries", Integer, nullable=False, default=0),
+    Index("queue_messages_ready", "ready_at", "id"),
+    Index("queue_messages_owner", "owner"),
+    Index("queue_messages_queue", "queue", "enqueued_at"),
+    sqlite_autoincrement=True,
+)
+
+# One row (id = 1) holding the version of the schema above; opening an older database creates
+# the missing tables and bumps it.
 schema_version = Table(
     "schema_version",
     metadata,

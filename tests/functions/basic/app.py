@@ -27,6 +27,9 @@ def handler(event, context):
         with open(path, "w") as f:
             f.write("ok")
         return {"written": path}
+    if action == "tmp_read":
+        with open(event["path"]) as f:
+            return {"read": f.read()}
     return {
         "event": event,
         "calls": COUNTER["calls"],

@@ -1,9 +1,10 @@
-"""A minimal Runtime API (2018-06-01) server and a runner for the Python bootstrap.
+"""A minimal Runtime API (2018-06-01) server and a runner for the runtime clients.
 
 The peer serves queued events on ``/runtime/invocation/next`` with the documented headers and
-records everything the runtime posts back, answering ``202 {"status":"OK"}``. It exists so
-the bootstrap can be tested against the wire contract alone, independent of the platform's
-own Runtime API implementation.
+records everything the runtime posts back, answering ``202 {"status":"OK"}``. Chunked
+request bodies (response streaming) are recorded chunk by chunk as they arrive, with their
+trailers. It exists so the runtime clients can be tested against the wire contract alone,
+independent of the platform's own Runtime API implementation.
 """
 
 from __future__ import annotations
@@ -60,6 +61,7 @@ class Posted:
     path: str
     headers: dict[str, str]
     body: bytes
+    trailers: dict[str, str] = field(default_factory=dict)
 
     def json(self) -> Any:
         return json.loads(self.body)
@@ -74,6 +76,8 @@ class RuntimeApiPeer:
         self.errors: dict[str, Posted] = {}
         self.init_errors: list[Posted] = []
         self.next_calls: list[dict[str, str]] = []
+        # Chunks of chunked POST bodies, by path, recorded as each one arrives.
+        self.chunks: dict[str, list[bytes]] = {}
         self.close_after_next = close_after_next
         self._changed = threading.Condition()
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), _handler_class(self))
@@ -157,8 +161,12 @@ def _handler_class(peer: RuntimeApiPeer) -> type[BaseHTTPRequestHandler]:
                 self.close_connection = True
 
         def do_POST(self) -> None:
-            length = int(self.headers.get("Content-Length") or 0)
-            posted = Posted(self.path, dict(self.headers.items()), self.rfile.read(length))
+            if "chunked" in self.headers.get("Transfer-Encoding", "").lower():
+                body, trailers = self._read_chunked()
+            else:
+                length = int(self.headers.get("Content-Length") or 0)
+                body, trailers = self.rfile.read(length), {}
+            posted = Posted(self.path, dict(self.headers.items()), body, trailers)
             prefix = f"{API}/invocation/"
             if self.path == f"{API}/init/error":
                 peer.record(lambda: peer.init_errors.append(posted))
@@ -172,6 +180,21 @@ def _handler_class(peer: RuntimeApiPeer) -> type[BaseHTTPRequestHandler]:
                 self._reply(404, {"errorType": "NotFound", "errorMessage": self.path})
                 return
             self._reply(202, {"status": "OK"})
+
+        def _read_chunked(self) -> tuple[bytes, dict[str, str]]:
+            received = peer.chunks.setdefault(self.path, [])
+            while True:
+                size = int(self.rfile.readline().split(b";", 1)[0].strip(), 16)
+                if size == 0:
+                    break
+                chunk = self.rfile.read(size)
+                self.rfile.readline()
+                peer.record(lambda chunk=chunk: received.append(chunk))
+            trailers: dict[str, str] = {}
+            while (line := self.rfile.readline()) not in (b"\r\n", b"\n", b""):
+                name, _, value = line.decode("latin-1").partition(":")
+                trailers[name.strip().lower()] = value.strip()
+            return b"".join(received), trailers
 
         def _reply(self, status: int, document: dict[str, str]) -> None:
             body = json.dumps(document).encode()
@@ -213,10 +236,12 @@ def run_bootstrap(
     env: Mapping[str, str] | None = None,
     *,
     close_after_next: bool = False,
+    during: Callable[[RuntimeApiPeer, subprocess.Popen[bytes]], None] | None = None,
 ) -> Run:
     """Start ``runtime``, serve ``events`` and stop it with SIGTERM once all are answered.
 
     If the runtime exits on its own (init failure, broken ``next``) the run ends there.
+    ``during``, when given, runs once the process has started (to act on it mid-run).
     """
     peer = RuntimeApiPeer(close_after_next=close_after_next)
     for event in events:
@@ -244,6 +269,8 @@ def run_bootstrap(
         stderr=subprocess.PIPE,
     )
     try:
+        if during is not None:
+            during(peer, proc)
         if all(e.action == "serve" for e in events) and peer.wait_for(
             lambda: len(peer.next_calls) > len(events), proc
         ):

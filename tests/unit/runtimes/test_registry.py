@@ -26,7 +26,12 @@ def executable(path: Path) -> Path:
 
 def isolated(overrides: str = "", search_path: str = "", **kwargs: object) -> RuntimeRegistry:
     """A registry that sees only what a test puts in place."""
-    options: dict[str, object] = {"system_dirs": (), "pyenv_roots": (), **kwargs}
+    options: dict[str, object] = {
+        "system_dirs": (),
+        "pyenv_roots": (),
+        "node_roots": (),
+        **kwargs,
+    }
     return RuntimeRegistry(overrides, search_path=search_path, **options)  # type: ignore[arg-type]
 
 
@@ -37,16 +42,16 @@ def test_known_runtimes_match_the_botocore_model() -> None:
 
 def test_runtime_id_classification() -> None:
     registry = isolated()
-    assert registry.is_known("nodejs20.x") and not registry.is_supported("nodejs20.x")
+    assert registry.is_known("nodejs20.x") and registry.is_supported("nodejs20.x")
+    assert registry.is_known("nodejs16.x") and not registry.is_supported("nodejs16.x")
+    assert registry.is_known("java21") and not registry.is_supported("java21")
     assert registry.is_known("python3.8") and not registry.is_supported("python3.8")
     assert registry.is_known("python3.14") and registry.is_supported("python3.14")
     assert not registry.is_known("python9.9") and not registry.is_supported("python9.9")
     assert registry.known_runtimes() == KNOWN_RUNTIMES
-    assert (
-        registry.supported_runtimes()
-        == SUPPORTED_RUNTIMES
-        == tuple(f"python3.{minor}" for minor in range(9, 15))
-    )
+    python = tuple(f"python3.{minor}" for minor in range(9, 15))
+    expected = (*python, "nodejs18.x", "nodejs20.x", "nodejs22.x")
+    assert registry.supported_runtimes() == SUPPORTED_RUNTIMES == expected
 
 
 def test_unknown_or_missing_runtimes_resolve_to_none(tmp_path: Path) -> None:

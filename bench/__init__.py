@@ -1,0 +1,1 @@
+"""lambdalite's benchmark suite: ``python -m bench`` (see docs/benchmarks.md)."""

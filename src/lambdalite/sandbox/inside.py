@@ -1,0 +1,270 @@
+"""What runs inside a namespace sandbox: it builds the sandbox from within, then guards it.
+
+``launcher.py`` forks this code as process 1 of a new PID namespace, still privileged, with a
+``SOCK_SEQPACKET`` control socket to the server and the plan the server computed (file system
+steps from ``mounts``, identity, limits, the seccomp program). ``run`` then:
+
+1. leaves the host's mount, IPC and UTS (and, for isolated networking, network) namespaces;
+2. for isolated networking, brings up ``lo`` and binds the Runtime API socket at the
+   in-sandbox address, handing the listening descriptor to the server (``SCM_RIGHTS``);
+3. builds the root file system on a tmpfs (read-only binds of what the runtime needs, the
+   code at ``/var/task``, a private ``/tmp``, a fresh ``/proc``, a minimal ``/dev``) and
+   pivots into it, so nothing else of the host exists for the function;
+4. forks the runtime as process 2, which joins the sandbox's cgroups, enters a cgroup
+   namespace of its own, lowers its rlimits, takes the sandbox's uid and gid, drops every
+   capability (bounding set included), sets ``no_new_privs``, installs the seccomp filter
+   and execs the runtime;
+5. stays as init, without capabilities: reaps orphans, and when the runtime exits reports
+   its status on the control socket and exits, which makes the kernel kill everything left
+   in the namespace. It also exits as soon as the server's end of the control socket closes,
+   so a crashed server never leaves functions running.
+
+Standard library only and no imports from lambdalite: the launcher loads it by path under
+``-I -S`` (no site, no user paths).
+"""
+
+import _socket
+import ctypes
+import fcntl
+import os
+import resource
+import select
+import signal
+import struct
+from typing import Any
+
+_CLONE = {
+    "mount": 0x00020000,
+    "cgroup": 0x02000000,
+    "uts": 0x04000000,
+    "ipc": 0x08000000,
+    "net": 0x40000000,
+}
+_MS_RDONLY, _MS_NOSUID, _MS_NODEV, _MS_NOEXEC = 1, 2, 4, 8
+_MS_REMOUNT, _MS_BIND, _MS_REC, _MS_PRIVATE = 32, 4096, 16384, 1 << 18
+_MNT_DETACH = 2
+_PR_SET_NO_NEW_PRIVS, _PR_CAPBSET_DROP, _PR_SET_SECCOMP = 38, 24, 22
+_PR_CAP_AMBIENT, _PR_CAP_AMBIENT_CLEAR_ALL = 47, 4
+_SECCOMP_MODE_FILTER = 2
+_CAP_VERSION_3 = 0x20080522
+_SIOCSIFFLAGS = 0x8914
+_IFF_UP, _IFF_LOOPBACK, _IFF_RUNNING = 0x1, 0x8, 0x40
+_PIVOT_ROOT = {"x86_64": 155, "aarch64": 41}
+_SETUP_FAILED = 125
+_EXEC_FAILED = 127
+
+_libc = ctypes.CDLL(None, use_errno=True)  # the process's own C library, already loaded
+
+
+def _check(result: int, what: str) -> None:
+    if result != 0:
+        err = ctypes.get_errno()
+        raise OSError(err, f"{what}: {os.strerror(err)}")
+
+
+def _mount(source: str | None, target: str, fstype: str | None, flags: int, data: str) -> None:
+    _check(
+        _libc.mount(
+            None if source is None else source.encode(),
+            target.encode(),
+            None if fstype is None else fstype.encode(),
+            ctypes.c_ulong(flags),
+            data.encode() if data else None,
+        ),
+        f"mount {source or fstype} on {target}",
+    )
+
+
+def _prctl(option: int, arg: int = 0, ptr: Any = None) -> int:
+    zero = ctypes.c_ulong(0)
+    extra = ptr if ptr is not None else zero
+    result: int = _libc.prctl(option, ctypes.c_ulong(arg), extra, zero, zero)
+    return result
+
+
+# -- the file system ------------------------------------------------------------------------
+def _mountpoint(path: str, source: str) -> None:
+    """Create ``path`` (in the new root) as a directory or an empty file, like ``source``."""
+    if os.path.isdir(source):
+        os.makedirs(path, 0o755, exist_ok=True)
+    else:
+        os.makedirs(os.path.dirname(path), 0o755, exist_ok=True)
+        if not os.path.exists(path):
+            os.close(os.open(path, os.O_WRONLY | os.O_CREAT, 0o644))
+
+
+def _apply(root: str, op: tuple[Any, ...]) -> None:
+    kind, target = op[0], root + op[1]
+    if kind == "dir":
+        os.makedirs(target, op[2], exist_ok=True)
+        os.chmod(target, op[2])
+    elif kind == "symlink":
+        os.makedirs(os.path.dirname(target), 0o755, exist_ok=True)
+        os.symlink(op[2], target)
+    elif kind == "file":
+        os.makedirs(os.path.dirname(target), 0o755, exist_ok=True)
+        fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, op[3])
+        try:
+            os.write(fd, op[2])
+        finally:
+            os.close(fd)
+    elif kind == "bind":  # ("bind", target, source, read_only, extra flags)
+        source, read_only, flags = op[2], op[3], op[4]
+        _mountpoint(target, source)
+        _mount(source, target, None, _MS_BIND | _MS_REC, "")
+        if read_only or flags:
+            remount = _MS_REMOUNT | _MS_BIND | flags | (_MS_RDONLY if read_only else 0)
+            _mount(None, target, None, remount, "")
+    elif kind in ("tmpfs", "proc"):  # (kind, target, flags, options)
+        os.makedirs(target, 0o755, exist_ok=True)
+        _mount(kind, target, kind, op[2], op[3])
+    else:
+        raise OSError(0, f"unknown file system step {kind!r}")
+
+
+def _build_root(plan: dict[str, Any]) -> None:
+    root = plan["root"]
+    _mount(None, "/", None, _MS_REC | _MS_PRIVATE, "")
+    _mount("tmpfs", root, "tmpfs", _MS_NOSUID | _MS_NODEV, "mode=755,size=1m,nr_inodes=4096")
+    for op in plan["ops"]:
+        _apply(root, op)
+    os.chdir(root)
+    number = _PIVOT_ROOT.get(os.uname().machine)
+    if number is None:
+        raise OSError(0, f"pivot_root: unknown architecture {os.uname().machine}")
+    _check(_libc.syscall(number, b".", b"."), "pivot_root")
+    _check(_libc.umount2(b".", _MNT_DETACH), "detach the host root")
+    os.chdir("/")
+    _mount(None, "/", None, _MS_REMOUNT | _MS_BIND | _MS_RDONLY | _MS_NOSUID | _MS_NODEV, "")
+
+
+# -- the network ----------------------------------------------------------------------------
+def _isolated_network(ctl: Any, port: int) -> None:
+    """Bring up loopback and hand the server a listener at 127.0.0.1:``port``."""
+    probe = _socket.socket(_socket.AF_INET, _socket.SOCK_DGRAM)
+    try:
+        request = struct.pack("16sH22x", b"lo", _IFF_UP | _IFF_LOOPBACK | _IFF_RUNNING)
+        fcntl.ioctl(probe.fileno(), _SIOCSIFFLAGS, request)
+    finally:
+        probe.close()
+    listener = _socket.socket(_socket.AF_INET, _socket.SOCK_STREAM)
+    try:
+        listener.setsockopt(_socket.SOL_SOCKET, _socket.SO_REUSEADDR, 1)
+        listener.bind(("127.0.0.1", port))
+        listener.listen(128)
+        rights = [(_socket.SOL_SOCKET, _socket.SCM_RIGHTS, struct.pack("i", listener.fileno()))]
+        ctl.sendmsg([b"listen"], rights)
+    finally:
+        listener.close()
+
+
+# -- privileges -----------------------------------------------------------------------------
+def _drop_bounding_set() -> None:
+    """No process started from here can ever regain a capability (needs CAP_SETPCAP)."""
+    cap = 0
+    while _prctl(_PR_CAPBSET_DROP, cap) == 0:
+        cap += 1
+    _prctl(_PR_CAP_AMBIENT, _PR_CAP_AMBIENT_CLEAR_ALL)
+
+
+def _clear_capabilities() -> None:
+    """Empty the effective, permitted and inheritable sets of this process."""
+    header = struct.pack("=Ii", _CAP_VERSION_3, 0)
+    data = ctypes.create_string_buffer(24)  # two zeroed __user_cap_data_struct
+    _check(_libc.capset(header, data), "capset")
+
+
+def _become_program(plan: dict[str, Any], cgroup_fds: list[int]) -> None:
+    """In process 2: take the limits and identity of the function, then exec the runtime."""
+    for fd in cgroup_fds:
+        os.write(fd, b"0")
+        os.close(fd)
+    _libc.unshare(_CLONE["cgroup"])  # /proc/self/cgroup shows "/"; older kernels lack it
+    for res, soft, hard in plan["rlimits"]:
+        _old_soft, ceiling = resource.getrlimit(res)
+        if ceiling != resource.RLIM_INFINITY:  # raising it would need CAP_SYS_RESOURCE
+            soft, hard = min(soft, ceiling), min(hard, ceiling)
+        resource.setrlimit(res, (soft, hard))
+    _drop_bounding_set()
+    gid, uid = plan["gid"], plan["uid"]
+    os.setgroups([])
+    os.setresgid(gid, gid, gid)
+    os.setresuid(uid, uid, uid)
+    _clear_capabilities()
+    _check(_prctl(_PR_SET_NO_NEW_PRIVS, 1), "no_new_privs")
+    program = plan["seccomp"]
+    filters = ctypes.create_string_buffer(program, len(program))
+    fprog = struct.pack("@HP", len(program) // 8, ctypes.addressof(filters))  # sock_fprog
+    _check(_prctl(_PR_SET_SECCOMP, _SECCOMP_MODE_FILTER, fprog), "seccomp")
+    null = os.open("/dev/null", os.O_RDWR)  # the sandbox's own, not a host file
+    os.dup2(null, 0)
+    os.close(null)
+    os.chdir(plan["cwd"])
+    os.umask(0o022)
+    argv, env = plan["argv"], plan["env"]
+    os.execvpe(argv[0], argv, env)
+
+
+# -- init -----------------------------------------------------------------------------------
+def _supervise(ctl: Any, child: int) -> None:
+    """Reap every process that ends up here; report the runtime's exit, then leave."""
+    wake_r, wake_w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
+    signal.set_wakeup_fd(wake_w)
+    while True:
+        while True:
+            try:
+                pid, status = os.waitpid(-1, os.WNOHANG)
+            except ChildProcessError:
+                pid, status = child, 0xFF00  # nothing left to wait for
+            if pid == 0:
+                break
+            if pid == child:
+                ctl.send(b"exit %d" % os.waitstatus_to_exitcode(status))
+                os._exit(0)
+        ready, _, _ = select.select([ctl.fileno(), wake_r], [], [])
+        if ctl.fileno() in ready and not ctl.recv(64):
+            os._exit(0)  # the server is gone: take the sandbox with us
+        if wake_r in ready:
+            while True:
+                try:
+                    if not os.read(wake_r, 256):
+                        break
+                except BlockingIOError:
+                    break
+
+
+def run(ctl: Any, plan: dict[str, Any]) -> None:
+    """Build the sandbox of ``plan``, start its program and supervise it; never returns."""
+    cgroup_fds: list[int] = []
+    try:
+        flags = _CLONE["mount"] | _CLONE["uts"] | _CLONE["ipc"]
+        if plan["isolated"]:
+            flags |= _CLONE["net"]
+        _check(_libc.unshare(flags), "unshare")
+        if plan["isolated"]:
+            _isolated_network(ctl, plan["api_port"])
+        hostname = plan["hostname"].encode()
+        _check(_libc.sethostname(hostname, len(hostname)), "sethostname")
+        cgroup_fds = [os.open(path, os.O_WRONLY | os.O_CLOEXEC) for path in plan["cgroups"]]
+        _build_root(plan)
+    except OSError as exc:
+        message = f"lambdalite sandbox: setup failed: {exc}"
+        os.write(2, message.encode() + b"\n")
+        ctl.send(b"error " + message.encode())
+        os._exit(_SETUP_FAILED)
+    # SIGCHLD must have a handler before the first child exists, or its exit could be missed.
+    signal.signal(signal.SIGCHLD, lambda signum, frame: None)
+    child = os.fork()
+    if child == 0:
+        try:
+            signal.signal(signal.SIGCHLD, signal.SIG_DFL)
+            _become_program(plan, cgroup_fds)
+        except BaseException as exc:  # report anything, then exit
+            os.write(2, f"lambdalite sandbox: cannot start {plan['argv'][0]}: {exc}\n".encode())
+        os._exit(_EXEC_FAILED)
+    for fd in cgroup_fds:
+        os.close(fd)
+    _drop_bounding_set()
+    _clear_capabilities()
+    _prctl(_PR_SET_NO_NEW_PRIVS, 1)
+    _supervise(ctl, child)

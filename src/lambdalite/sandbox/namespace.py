@@ -1,0 +1,410 @@
+"""Sandboxes made of Linux namespaces, cgroups, a private root and seccomp.
+
+Each sandbox's first process (its init) is forked by the sandbox launcher (``launcher.py``,
+one long-lived privileged process per backend, see ``zygote.py``) as process 1 of a new PID
+namespace; the init builds the rest from inside (``inside.py``). The server computes
+everything the init needs, the plan: the file system steps (``mounts.py``), identity, limits,
+the seccomp program (``seccomp.py``). It then watches the init through a pidfd, reads its
+output pipe, and hears from it over a control socket: the Runtime API listener in isolated
+networking, the runtime's exit status, setup errors.
+
+What this gives a function, and what it costs, is described in ``docs/sandboxes.md``. In
+short: its own mount, PID, IPC, UTS and cgroup namespaces (and network namespace in
+``isolated`` mode); a read-only root with only the runtime's needs, ``/var/task``,
+``/var/runtime`` and a private ``/tmp``; a uid of its own, no capabilities, ``no_new_privs``
+and a seccomp filter; the cgroup limits of the process backend. Killing the init kills every
+process in the namespace, and the init kills itself when the server's end of the control
+socket closes, so no function process outlives its sandbox or the server.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import errno
+import logging
+import os
+import secrets
+import select
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from lambdalite.sandbox import cgroups, mounts, peers, seccomp
+from lambdalite.sandbox.base import Layout, Limits, OutputCallback, PeerSocket
+from lambdalite.sandbox.output import LinePump
+from lambdalite.sandbox.process import ProcessSandbox, ProcessSandboxBackend, SandboxOptions
+from lambdalite.sandbox.zygote import Spawned, Zygote, receive, sweep_launchers
+
+if TYPE_CHECKING:
+    from lambdalite.config import Settings
+
+log = logging.getLogger(__name__)
+
+NETWORK_MODES = ("host", "isolated")
+_UID_RANGE = (1 << 30, (1 << 31) - 2)  # a uid per sandbox, drawn at random from here
+_SETUP_FAILED = 125
+
+
+class NamespaceUnavailable(Exception):
+    """Namespace sandboxes cannot run on this host; the message says why."""
+
+
+@dataclass(frozen=True)
+class NamespaceOptions(SandboxOptions):
+    network: str = "host"  # host | isolated
+    # Where the empty directory the sandbox roots are built on lives (created if missing).
+    state_dir: Path | None = None
+    api_port: int = 9001  # the Runtime API's port inside isolated sandboxes, as on Lambda
+    hostname: str = "localhost"
+    probe: bool = True  # run one sandbox at prepare() to prove the host supports them
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> NamespaceOptions:
+        return cls(
+            memory_enforcement=settings.memory_enforcement,
+            network=settings.network_mode,
+            state_dir=settings.data_dir / "sandbox",
+        )
+
+
+class NamespaceSandboxBackend(ProcessSandboxBackend):
+    """Spawns ``NamespaceSandbox`` instances; see the module docstring."""
+
+    def __init__(self, options: NamespaceOptions | Settings | None = None) -> None:
+        if options is None:
+            options = NamespaceOptions()
+        elif not isinstance(options, NamespaceOptions):
+            options = NamespaceOptions.from_settings(options)
+        if options.network not in NETWORK_MODES:
+            raise ValueError(f"network mode must be one of {NETWORK_MODES}")
+        super().__init__(options)
+        self.ns_options = options
+        self._ready = False
+        self._python = os.path.realpath(sys.executable)
+        self._zygote: Zygote | None = None
+        self._system: mounts.SystemView | None = None
+        self._seccomp = b""
+        self._root_dir = Path()
+        self._check_peers = False
+        self._uids: set[int] = set()
+
+    # -- setup ----------------------------------------------------------------------------
+    def prepare(self) -> None:
+        """Check the host, sweep a crashed server's leftovers, prove a sandbox starts.
+
+        Raises ``NamespaceUnavailable`` (with the reason) when sandboxes cannot run here.
+        """
+        if self._ready:
+            return
+        super().prepare()
+        if os.geteuid() != 0:
+            raise NamespaceUnavailable(
+                f"namespace sandboxes need root (the server runs as uid {os.geteuid()})"
+            )
+        try:
+            self._seccomp = seccomp.build()
+        except seccomp.UnsupportedArchitecture as exc:
+            raise NamespaceUnavailable(str(exc)) from exc
+        state = self.ns_options.state_dir or Path(f"/tmp/lambdalite-sandbox-{os.getpid()}")
+        try:
+            self._root_dir = state / "root"
+            self._root_dir.mkdir(parents=True, exist_ok=True)
+            state.chmod(0o700)
+        except OSError as exc:
+            raise NamespaceUnavailable(f"cannot prepare {state}: {exc}") from exc
+        sweep_launchers(state, self._owner)
+        isolated = self.ns_options.network == "isolated"
+        self._system = mounts.system_view(host_network=not isolated)
+        self._check_peers = not isolated and peers.lookups_work()
+        if not isolated and not self._check_peers:
+            log.warning(
+                "socket diagnostics unavailable: environments sharing the host network are "
+                "not kept from each other's Runtime API"
+            )
+        self._zygote = Zygote(self._python, [f"--owner={self._owner}", f"--state={state}"])
+        self._ready = True
+        try:
+            self._zygote.start()
+            if self.ns_options.probe:
+                self._probe()
+        except (OSError, subprocess.SubprocessError) as exc:
+            self._ready = False
+            self._zygote.close()
+            raise NamespaceUnavailable(f"a test sandbox failed: {exc}") from exc
+
+    @property
+    def isolation(self) -> str:
+        network = (
+            "own network namespace, Runtime API only"
+            if self.ns_options.network == "isolated"
+            else "host network"
+        )
+        memory = "cgroup limits" if self.mode == "cgroup" else f"memory {self.mode}"
+        return (
+            "namespace sandbox (mount, pid, ipc, uts, cgroup namespaces; private read-only "
+            f"root; uid per environment; no capabilities; seccomp; {memory}; {network})"
+        )
+
+    def layout(self, code_dir: Path, runtime_dir: Path) -> Layout:
+        return Layout(code_dir, runtime_dir, mounts.TASK_ROOT, mounts.RUNTIME_DIR)
+
+    @property
+    def runtime_api_address(self) -> str | None:
+        if self.ns_options.network == "isolated":
+            return f"127.0.0.1:{self.ns_options.api_port}"
+        return None
+
+    # -- spawning -------------------------------------------------------------------------
+    def spawn(
+        self,
+        argv: Sequence[str],
+        env: Mapping[str, str],
+        cwd: Path,
+        limits: Limits,
+        on_output: OutputCallback,
+        label: str = "",
+        runtime_dir: Path | None = None,
+    ) -> NamespaceSandbox:
+        self.prepare()
+        loop = asyncio.get_running_loop()
+        plan = self._plan(argv, env, cwd, runtime_dir, limits)
+        group = self._new_cgroup(label, limits)
+        if group is not None:
+            plan["cgroups"] = [os.fsdecode(p) for p in group.procs_files()]
+        assert self._zygote is not None
+        try:
+            spawned = self._zygote.spawn(plan)
+        except BaseException:
+            if group is not None:
+                group.remove()
+            self._release_uid(plan["uid"])
+            raise
+        pump = LinePump(spawned.output_fd, on_output, loop)
+        sandbox = NamespaceSandbox(self, spawned, pump, group, limits, plan["uid"])
+        sandbox.polled_enforcement = group is None and self.mode != "off"
+        self._track(sandbox)
+        return sandbox
+
+    def _plan(
+        self,
+        argv: Sequence[str],
+        env: Mapping[str, str],
+        cwd: Path,
+        runtime_dir: Path | None,
+        limits: Limits,
+    ) -> dict[str, Any]:
+        assert self._system is not None
+        if not cwd.is_dir():
+            raise OSError(errno.ENOENT, f"No such directory: {str(cwd)!r}")
+        skip = [cwd] + ([runtime_dir] if runtime_dir is not None else [])
+        extra = mounts.runtime_paths(argv, self._system, skip)
+        layout = self.layout(cwd, runtime_dir or cwd)
+        program = [mounts.visible_path(arg, layout) for arg in argv]
+        mounts.check_executable(program[0] if program else "", layout)
+        uid = self._allocate_uid()
+        ops = mounts.sandbox_ops(
+            self._system,
+            code_dir=cwd,
+            runtime_dir=runtime_dir,
+            extra=extra,
+            tmp_mb=limits.ephemeral_mb,
+            uid=uid,
+            gid=uid,
+            hostname=self.ns_options.hostname,
+        )
+        return {
+            "root": str(self._root_dir),
+            "ops": ops,
+            "hostname": self.ns_options.hostname,
+            "isolated": self.ns_options.network == "isolated",
+            "api_port": self.ns_options.api_port,
+            "cgroups": [],
+            "rlimits": _rlimits(limits),
+            "uid": uid,
+            "gid": uid,
+            "seccomp": self._seccomp,
+            "argv": program,
+            "env": dict(env),
+            "cwd": mounts.TASK_ROOT,
+        }
+
+    def _allocate_uid(self) -> int:
+        while True:
+            uid = _UID_RANGE[0] + secrets.randbelow(_UID_RANGE[1] - _UID_RANGE[0])
+            if uid not in self._uids:
+                self._uids.add(uid)
+                return uid
+
+    def _release_uid(self, uid: int) -> None:
+        self._uids.discard(uid)
+
+    def _probe(self) -> None:
+        """Run one sandbox to completion (synchronously) and expect a clean exit."""
+        assert self._zygote is not None
+        with tempfile.TemporaryDirectory(prefix="lambdalite-probe-") as code_dir:
+            os.chmod(code_dir, 0o755)
+            plan = self._plan(
+                [self._python, "-I", "-S", "-c", "import os; os.listdir('/var/task')"],
+                {},
+                Path(code_dir),
+                None,
+                Limits(memory_mb=128, ephemeral_mb=1),
+            )
+            self._release_uid(plan["uid"])
+            spawned = self._zygote.spawn(plan)
+            try:
+                # poll, not select: the server may hold more than FD_SETSIZE descriptors.
+                poller = select.poll()
+                poller.register(spawned.pidfd, select.POLLIN)
+                if not poller.poll(10_000):
+                    signal.pidfd_send_signal(spawned.pidfd, signal.SIGKILL)
+                    raise OSError(errno.ETIMEDOUT, "the test sandbox did not finish")
+                messages, _closed = receive(spawned.ctl)
+                if (b"exit 0", []) not in messages:
+                    os.set_blocking(spawned.output_fd, False)
+                    with contextlib.suppress(BlockingIOError):
+                        detail = os.read(spawned.output_fd, 4096).decode(errors="replace")
+                        raise OSError(errno.EPERM, detail.strip() or "no exit status reported")
+                    raise OSError(errno.EPERM, "no exit status reported")
+            finally:
+                spawned.close()
+
+    async def close(self) -> None:
+        await super().close()
+        if self._zygote is not None:
+            self._zygote.close()
+        self._ready = False
+
+
+class NamespaceSandbox(ProcessSandbox):
+    """One namespace sandbox, seen from the server through its init process."""
+
+    def __init__(
+        self,
+        backend: NamespaceSandboxBackend,
+        spawned: Spawned,
+        pump: LinePump,
+        group: cgroups.Cgroup | None,
+        limits: Limits,
+        uid: int,
+    ) -> None:
+        self._ns_backend = backend
+        self._init_pidfd: int | None = spawned.pidfd
+        self._ctl: socket.socket | None = spawned.ctl
+        self.uid = uid
+        self._reported: int | None = None
+        self._listener: asyncio.Future[socket.socket | None] = (
+            asyncio.get_running_loop().create_future()
+        )
+        super().__init__(backend, None, pump, group, limits)
+        self._pid = spawned.pid
+        self.uncounted.add(spawned.pid)
+        if self._ctl is not None:
+            self._loop.add_reader(self._ctl.fileno(), self._read_control)
+
+    # -- exit -----------------------------------------------------------------------------
+    def _watch_exit(self) -> None:
+        # The init is the launcher's child, not ours: its pidfd says when it is gone, and
+        # the status that matters (the runtime's) comes over the control socket.
+        assert self._init_pidfd is not None
+        self._loop.add_reader(self._init_pidfd, self._reap)
+
+    def _reap(self) -> None:
+        pidfd, self._init_pidfd = self._init_pidfd, None
+        if pidfd is not None:
+            self._loop.remove_reader(pidfd)
+            os.close(pidfd)
+        if not self._exited.done():
+            self._exited.set_result(self._exit_code(0))
+
+    # -- control messages -----------------------------------------------------------------
+    def _read_control(self) -> None:
+        ctl = self._ctl
+        if ctl is None:
+            return
+        messages, closed = receive(ctl)
+        for message, fds in messages:
+            if message == b"listen" and fds:
+                listener = socket.socket(fileno=fds.pop(0))
+                if self._listener.done():
+                    listener.close()
+                else:
+                    self._listener.set_result(listener)
+            elif message.startswith(b"exit "):
+                self._reported = int(message[5:])
+            elif message.startswith(b"error "):
+                log.warning("%s", message[6:].decode(errors="replace"))
+                self._reported = _SETUP_FAILED
+            for fd in fds:
+                os.close(fd)
+        if closed or self._exited.done():
+            self._close_control()
+
+    def _close_control(self) -> None:
+        ctl, self._ctl = self._ctl, None
+        if ctl is None:
+            return
+        with contextlib.suppress(Exception):
+            self._loop.remove_reader(ctl.fileno())
+        ctl.close()
+        if not self._listener.done():
+            self._listener.set_result(None)
+
+    def _exit_code(self, code: int) -> int:
+        # The init reports the runtime's status just before it exits; the message is in the
+        # socket by the time the pidfd says the init is gone. No report: it was killed.
+        self._read_control()
+        self._close_control()
+        return self._reported if self._reported is not None else -signal.SIGKILL
+
+    async def runtime_api_socket(self) -> socket.socket | None:
+        return await asyncio.shield(self._listener)
+
+    def owns_connection(self, conn: PeerSocket) -> bool:
+        if not self._ns_backend._check_peers:
+            return True
+        return peers.peer_uid(conn) == self.uid
+
+    # -- memory and teardown --------------------------------------------------------------
+    def _spawned_high_water(self) -> int:
+        return 0  # the spawned process is the init; the cgroup or polling has the figure
+
+    def kill(self) -> None:
+        if self._exited.done() or self._init_pidfd is None:
+            return
+        with contextlib.suppress(ProcessLookupError, OSError):
+            # The kernel takes every process of the PID namespace down with its init.
+            signal.pidfd_send_signal(self._init_pidfd, signal.SIGKILL)
+
+    def _alive_members(self) -> set[int]:
+        members = set(self.cgroup.pids()) if self.cgroup is not None else set()
+        if not self._exited.done():
+            members.add(self.pid)
+        return members
+
+    async def _destroy(self) -> None:
+        try:
+            await super()._destroy()
+        finally:
+            self._close_control()
+            self._ns_backend._release_uid(self.uid)
+
+
+# -- helpers ------------------------------------------------------------------------------
+def _rlimits(limits: Limits) -> list[tuple[int, int, int]]:
+    import resource
+
+    return [
+        (resource.RLIMIT_NOFILE, limits.nofile, limits.nofile),
+        # Counted per uid, and every sandbox has its own: a per-sandbox limit even where
+        # no pids cgroup exists.
+        (resource.RLIMIT_NPROC, limits.nproc, limits.nproc),
+        (resource.RLIMIT_CORE, 0, 0),
+    ]
