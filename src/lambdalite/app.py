@@ -19,7 +19,7 @@ from dataclasses import dataclass
 import uvicorn
 
 from lambdalite.api.asgi import AsgiApp, AwsAsgiApp, Receive, Scope, Send
-from lambdalite.api.figures import METRICS_PATH, STATS_PATH, MetricsEndpoint, StatsEndpoint
+from lambdalite.api.figures import METRICS_PATH, STATS_PATH, metrics_endpoint, stats_endpoint
 from lambdalite.api.function_urls import FunctionUrlGateway
 from lambdalite.api.handlers import lambda_handlers, logs_handlers
 from lambdalite.api.sigv4 import SigV4Verifier, parse_credentials
@@ -80,8 +80,8 @@ def build(settings: Settings) -> Components:
         extra_routes=[
             ("GET", CODE_PATH, CodeDownload(code)),
             ("GET", "/_lambdalite/health", health),
-            ("GET", STATS_PATH, StatsEndpoint(plane.stats)),
-            ("GET", METRICS_PATH, MetricsEndpoint(plane.stats)),
+            ("GET", STATS_PATH, stats_endpoint(plane.stats)),
+            ("GET", METRICS_PATH, metrics_endpoint(plane.stats)),
         ],
     )
     plane.start()

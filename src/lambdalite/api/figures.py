@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Callable
+from typing import Any
 
 from lambdalite.api.asgi import Receive, Scope, Send
 from lambdalite.control.stats import StatsService, prometheus
@@ -26,24 +28,23 @@ async def _reply(send: Send, status: int, kind: bytes, body: bytes) -> None:
     await send({"type": "http.response.body", "body": body})
 
 
-class StatsEndpoint:
-    def __init__(self, stats: StatsService) -> None:
+def _json(snapshot: dict[str, Any]) -> bytes:
+    return json.dumps(snapshot, indent=None, separators=(",", ":")).encode()
+
+
+def _prometheus(snapshot: dict[str, Any]) -> bytes:
+    return prometheus(snapshot).encode()
+
+
+class FiguresEndpoint:
+    """Serves one rendering of the live figures; a failure to collect them is a 500."""
+
+    def __init__(
+        self, stats: StatsService, kind: bytes, render: Callable[[dict[str, Any]], bytes]
+    ) -> None:
         self.stats = stats
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        try:
-            snapshot = await self.stats.snapshot()
-        except Exception:
-            log.exception("collecting figures failed")
-            await _reply(send, 500, b"application/json", b'{"message": "figures unavailable"}')
-            return
-        body = json.dumps(snapshot, indent=None, separators=(",", ":")).encode()
-        await _reply(send, 200, b"application/json", body)
-
-
-class MetricsEndpoint:
-    def __init__(self, stats: StatsService) -> None:
-        self.stats = stats
+        self.kind = kind
+        self.render = render
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         try:
@@ -52,4 +53,12 @@ class MetricsEndpoint:
             log.exception("collecting figures failed")
             await _reply(send, 500, b"text/plain", b"figures unavailable\n")
             return
-        await _reply(send, 200, PROMETHEUS_TYPE, prometheus(snapshot).encode())
+        await _reply(send, 200, self.kind, self.render(snapshot))
+
+
+def stats_endpoint(stats: StatsService) -> FiguresEndpoint:
+    return FiguresEndpoint(stats, b"application/json", _json)
+
+
+def metrics_endpoint(stats: StatsService) -> FiguresEndpoint:
+    return FiguresEndpoint(stats, PROMETHEUS_TYPE, _prometheus)
