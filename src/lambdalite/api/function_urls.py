@@ -26,6 +26,7 @@ from lambdalite.api.http_events import (
     preflight,
 )
 from lambdalite.api.sigv4 import SignatureError, SigV4Verifier
+from lambdalite.api.url_stream import stream_response
 from lambdalite.control.limits import MAX_SYNC_PAYLOAD
 from lambdalite.control.plane import ControlPlane
 from lambdalite.control.urls import UrlTarget
@@ -100,7 +101,18 @@ class FunctionUrlGateway:
                 ],
             }
         )
-        await send({"type": "http.response.body", "body": response.body})
+        if response.stream is None:
+            await send({"type": "http.response.body", "body": response.body})
+            return
+        await send({"type": "http.response.body", "body": response.body, "more_body": True})
+        try:
+            async for chunk in response.stream:
+                if chunk:
+                    await send({"type": "http.response.body", "body": chunk, "more_body": True})
+        except Exception:
+            # The status is already out: all that is left is to end the body.
+            log.exception("function URL %s: response stream failed", url_id)
+        await send({"type": "http.response.body", "body": b""})
 
     async def handle(self, request: HttpRequest, raw_path: str) -> HttpResponse:
         target = self.plane.urls.target(request.url_id)
@@ -161,10 +173,15 @@ class FunctionUrlGateway:
         }
         if target.qualifier:
             params["Qualifier"] = target.qualifier
+        trace = request.header("x-amzn-trace-id")
         try:
-            result = await self.plane.invocations.invoke(
-                params, request.request_id, request.header("x-amzn-trace-id")
-            )
+            if target.invoke_mode == "RESPONSE_STREAM":
+                streaming = self.plane.streaming
+                streamed = await streaming.invoke_with_response_stream(
+                    params, request.request_id, trace
+                )
+                return await stream_response(streamed)
+            result = await self.plane.invocations.invoke(params, request.request_id, trace)
         except TooManyRequestsException:
             return error_response(429, "Rate Exceeded.", "TooManyRequestsException")
         except RequestEntityTooLargeException:

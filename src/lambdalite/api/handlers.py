@@ -61,6 +61,12 @@ LAMBDA_OPERATIONS: dict[str, tuple[str, str]] = {
     "UpdateFunctionUrlConfig": ("urls", "update_function_url_config"),
     "DeleteFunctionUrlConfig": ("urls", "delete_function_url_config"),
     "ListFunctionUrlConfigs": ("urls", "list_function_url_configs"),
+    "PublishLayerVersion": ("layers", "publish_layer_version"),
+    "GetLayerVersion": ("layers", "get_layer_version"),
+    "GetLayerVersionByArn": ("layers", "get_layer_version_by_arn"),
+    "ListLayers": ("layers", "list_layers"),
+    "ListLayerVersions": ("layers", "list_layer_versions"),
+    "DeleteLayerVersion": ("layers", "delete_layer_version"),
 }
 
 LOGS_OPERATIONS: dict[str, tuple[str, str]] = {

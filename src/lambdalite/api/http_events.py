@@ -9,7 +9,7 @@ import base64
 import binascii
 import json
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import unquote_plus
@@ -47,6 +47,8 @@ class HttpResponse:
     status: int
     headers: list[tuple[str, str]]
     body: bytes
+    # More body, sent after ``body`` as it arrives (RESPONSE_STREAM URLs).
+    stream: AsyncIterator[bytes] | None = None
 
 
 def is_text(content_type: str | None, body: bytes) -> bool:

@@ -58,7 +58,8 @@ def render(resolved: Resolved, arns: ArnFormatter, *, qualified: bool) -> dict[s
     for member in STORED_MEMBERS:
         value = stored.get(member, DEFAULTS.get(member))
         if member == "Layers" and value:
-            value = [{"Arn": arn, "CodeSize": 0} for arn in value]
+            sizes = {i["Arn"]: i["CodeSize"] for i in stored.get("LayerInfo") or []}
+            value = [{"Arn": arn, "CodeSize": sizes.get(arn, 0)} for arn in value]
         if member == "Environment" and value is not None:
             value = {"Variables": dict(value.get("Variables") or {})}
         if value is not None:

@@ -8,6 +8,7 @@ from lambdalite.control.catalog import VERSION, Resolved
 from lambdalite.control.configuration import STORED_MEMBERS, render
 from lambdalite.control.deps import Deps
 from lambdalite.control.hooks import Lifecycle
+from lambdalite.control.layers import MAX_TOTAL_UNZIPPED, LayerService
 from lambdalite.control.limiter import ConcurrencyLimiter
 from lambdalite.control.limits import check_environment, check_sizes
 from lambdalite.control.paging import paginate
@@ -38,6 +39,8 @@ class FunctionService:
         self.versions = versions
         self.limiter = limiter
         self.lifecycle = lifecycle
+        # Set by the composition root; without it functions cannot reference layers.
+        self.layers: LayerService | None = None
 
     # -- create ---------------------------------------------------------------------------
     async def create_function(self, params: dict[str, Any]) -> dict[str, Any]:
@@ -65,6 +68,7 @@ class FunctionService:
             )
         self._check_config(config)
         code = self._store_code(params["Code"])
+        self._attach_layers(config, code)
         if self.catalog.find_function(ref.name) is not None:
             raise ResourceConflictException(f"Function already exist: {ref.name}")
         config["LastModified"] = iso_timestamp()
@@ -117,6 +121,26 @@ class FunctionService:
             check_environment(env.get("Variables") or {})
         if self.lifecycle is not None:
             self.lifecycle.check_config(config)
+
+    def _attach_layers(self, config: dict[str, Any], code: dict[str, Any]) -> None:
+        """Resolve ``Layers`` to what runs (``LayerInfo``), checking existence and sizes."""
+        arns = list(config.get("Layers") or [])
+        if not arns:
+            config.pop("LayerInfo", None)
+            return
+        if self.layers is None:
+            raise InvalidParameterValueException("Layers are not supported by this server.")
+        config["LayerInfo"] = self.layers.resolve_function_layers(arns, int(code["unzipped"]))
+
+    def _check_total(self, config: dict[str, Any], code: dict[str, Any]) -> None:
+        """New code must still fit beside the layers the function already uses."""
+        layers = config.get("LayerInfo") or []
+        total = int(code["unzipped"]) + sum(int(i.get("unzipped", 0)) for i in layers)
+        if total > MAX_TOTAL_UNZIPPED:
+            raise InvalidParameterValueException(
+                "Function code combined with layers exceeds the maximum allowed size of "
+                f"{MAX_TOTAL_UNZIPPED} bytes. The actual size is {total} bytes."
+            )
 
     def _check_runtime(self, runtime: str) -> None:
         runtimes = self.deps.runtimes
@@ -207,6 +231,7 @@ class FunctionService:
         config = dict(data["config"])
         if params.get("Architectures"):
             config["Architectures"] = params["Architectures"]
+        self._check_total(config, code)
         if params.get("DryRun"):
             preview = Resolved(doc, LATEST, config, code, doc.revision)
             return render(preview, self.deps.arns, qualified=False)
@@ -231,6 +256,8 @@ class FunctionService:
         data = dict(doc.data)
         config = dict(data["config"])
         config.update(changes)
+        if "Layers" in changes:
+            self._attach_layers(config, data["code"])
         config["LastModified"] = iso_timestamp()
         data["config"] = config
         new = self.catalog.update_function(doc, data, params.get("RevisionId"))

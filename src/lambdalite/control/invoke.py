@@ -11,12 +11,14 @@ import logging
 import os
 import random
 import time
+from pathlib import Path
 from typing import Any, Protocol
 
 from lambdalite.control.aliases import pick_version
 from lambdalite.control.asyncevent import AsyncEvent
 from lambdalite.control.catalog import Resolved, fingerprint
 from lambdalite.control.deps import Deps
+from lambdalite.control.layers import LayerService
 from lambdalite.control.limiter import ConcurrencyLimiter
 from lambdalite.control.limits import MAX_ASYNC_PAYLOAD, MAX_SYNC_PAYLOAD
 from lambdalite.control.recursion import RecursionService, lineage_of, too_deep
@@ -27,7 +29,12 @@ from lambdalite.core.errors import (
     RequestEntityTooLargeException,
     ServiceException,
 )
-from lambdalite.invocation.model import FunctionSpec, InvokeRequest, InvokeResult
+from lambdalite.invocation.model import (
+    FunctionSpec,
+    InvokeRequest,
+    InvokeResult,
+    ResponseSink,
+)
 
 log = logging.getLogger(__name__)
 
@@ -59,6 +66,8 @@ class InvokeService:
         self.limiter = limiter
         self.recursion = recursion
         self.rng = random.Random()
+        # Set by the composition root: builds the merged /opt tree of a function's layers.
+        self.layers: LayerService | None = None
         self._specs: dict[tuple[str, str, str], FunctionSpec] = {}
         # Where Event invocations go; set by the control plane once delivery exists.
         self.events: EventSink | None = None
@@ -76,6 +85,12 @@ class InvokeService:
             return self.catalog.version(ref.name, q), invoked
         alias = self.catalog.alias(ref.name, q)
         return self.catalog.version(ref.name, pick_version(alias.data, self.rng)), invoked
+
+    def _opt_dir(self, config: dict[str, Any]) -> Path | None:
+        shas = [info["sha"] for info in config.get("LayerInfo") or []]
+        if not shas or self.layers is None:
+            return None
+        return self.layers.merged_tree(shas)
 
     def spec(self, resolved: Resolved) -> FunctionSpec:
         config, code = resolved.config, resolved.code
@@ -103,14 +118,20 @@ class InvokeService:
                 log_format=logging_config.get("LogFormat", "Text"),
                 log_level=logging_config.get("ApplicationLogLevel"),
                 architectures=tuple(config.get("Architectures") or ("x86_64",)),
+                opt_dir=self._opt_dir(config),
             )
             self._specs[key] = spec
         return spec
 
     # -- the operation --------------------------------------------------------------------
     async def invoke(
-        self, params: dict[str, Any], request_id: str, trace: str | None
+        self,
+        params: dict[str, Any],
+        request_id: str,
+        trace: str | None,
+        sink: ResponseSink | None = None,
     ) -> dict[str, Any]:
+        """Invoke (``sink``, when given, receives a streamed response as it arrives)."""
         kind = params.get("InvocationType") or "RequestResponse"
         resolved, invoked_arn = self.resolve(params["FunctionName"], params.get("Qualifier"))
         payload = params.get("Payload") or b""
@@ -150,6 +171,7 @@ class InvokeService:
             client_context=context,
             trace_id=trace_id,
             tail_logs=params.get("LogType") == "Tail",
+            sink=sink,
         )
         result = await self.run(resolved, request, qualifier)
         out: dict[str, Any] = {

@@ -10,6 +10,7 @@ from lambdalite.control.destinations import Destinations
 from lambdalite.control.eventconfig import EventInvokeConfigService
 from lambdalite.control.functions import FunctionService
 from lambdalite.control.invoke import InvokeService
+from lambdalite.control.layers import LayerService
 from lambdalite.control.lifecycle import PlaneLifecycle
 from lambdalite.control.limiter import ConcurrencyLimiter
 from lambdalite.control.logs import LogsService
@@ -52,6 +53,9 @@ class ControlPlane:
             self.destinations, self.concurrency, self.event_configs, self.delivery
         )
         self.functions = FunctionService(deps, self.versions, self.limiter, lifecycle)
+        self.layers = LayerService(deps)
+        self.functions.layers = self.layers
+        self.invocations.layers = self.layers
         self.aliases = AliasService(deps, lifecycle)
         self.streaming = StreamingService(self.invocations)
         self.urls = UrlService(deps)

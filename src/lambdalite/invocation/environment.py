@@ -145,7 +145,7 @@ class ExecutionEnvironment:
             await api.close()
             message = f"RequestId: {request.request_id} Error: Environment was shut down"
             return ("error", "Sandbox.Failure", error_payload("Sandbox.Failure", message))
-        layout = backend.layout(spec.code_dir, self._runtime_dir)
+        layout = backend.layout(spec.code_dir, self._runtime_dir, spec.opt_dir)
         first = self.argv[0] if self.argv else ""
         interpreter_dir = Path(layout.translate(first)).parent if first.startswith("/") else None
         env = runtime_environment(
@@ -155,6 +155,7 @@ class ExecutionEnvironment:
             layout.runtime_dir,
             interpreter_dir,
             task_root=layout.task_root,
+            opt_dir=layout.opt_dir,
         )
         self._emit(self._lines.init_start(time.time(), spec.function_name))
         limits = Limits(memory_mb=spec.memory_mb, ephemeral_mb=spec.ephemeral_mb)
@@ -167,6 +168,7 @@ class ExecutionEnvironment:
                 self._emit_output,
                 label=self.env_id,
                 runtime_dir=self._runtime_dir,
+                opt_dir=spec.opt_dir,
             )
         except OSError as exc:
             message = f"RequestId: {request.request_id} Error: {exc}"
@@ -260,6 +262,7 @@ class ExecutionEnvironment:
             trace_id=request.trace_id or new_trace_id(now),
             client_context=request.client_context,
             cognito_identity=request.cognito_identity,
+            sink=request.sink,
         )
         outcome = api.submit(event)
         waits: list[asyncio.Future[Any]] = [outcome, exited]

@@ -6,7 +6,8 @@ request bodies (with trailers, used by response streaming), ``Expect: 100-contin
 sends it for larger bodies and waits for it), responses written head and body in a single
 ``write`` on a socket with ``TCP_NODELAY``. Requests on one connection are handled one after
 the other. Bodies above ``max_body`` are read and thrown away rather than buffered, and the
-request is flagged so the handler can refuse it.
+request is flagged so the handler can refuse it. A chunked body can instead be routed, chunk by
+chunk, to a consumer chosen from the request head (streamed function responses).
 """
 
 from __future__ import annotations
@@ -46,6 +47,9 @@ class Response:
 
 
 Handler = Callable[[Request], "Response | Awaitable[Response]"]
+# Given a request whose head has arrived, returns where its chunked body should go as it
+# arrives (the request then reaches the handler with an empty body), or None to buffer it.
+BodyRouter = Callable[[Request], "Callable[[bytes], None] | None"]
 
 
 class _BadRequest(Exception):
@@ -54,11 +58,16 @@ class _BadRequest(Exception):
 
 class HttpProtocol(asyncio.Protocol):
     def __init__(
-        self, handler: Handler, max_body: int, accept: Callable[[Any], bool] | None = None
+        self,
+        handler: Handler,
+        max_body: int,
+        accept: Callable[[Any], bool] | None = None,
+        router: BodyRouter | None = None,
     ) -> None:
         self._handler = handler
         self._max_body = max_body
         self._accept = accept
+        self._router = router
         self._buffer = bytearray()
         self._transport: asyncio.Transport | None = None
         self._busy = False  # a handler is running; parsing waits for it
@@ -74,6 +83,7 @@ class HttpProtocol(asyncio.Protocol):
         self._remaining = 0
         self._chunks = bytearray()
         self._keep_alive = True
+        self._sink: Callable[[bytes], None] | None = None
 
     # -- transport callbacks ----------------------------------------------------------------
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -212,6 +222,8 @@ class HttpProtocol(asyncio.Protocol):
             self._transport.write(_CONTINUE)
         if chunked:
             self._state = "chunk-size"
+            if self._router is not None:
+                self._sink = self._router(self._request)
         elif length:
             self._state, self._remaining = "length", length
         else:
@@ -221,6 +233,9 @@ class HttpProtocol(asyncio.Protocol):
         request = self._request
         assert request is not None
         request.body_size += len(data)
+        if self._sink is not None:
+            self._sink(bytes(data))
+            return
         if request.body_size > self._max_body:
             request.too_large = True
             self._chunks.clear()
@@ -280,11 +295,16 @@ class HttpServer:
     """A listening socket and its live connections, which ``close`` drops at once."""
 
     def __init__(
-        self, handler: Handler, max_body: int, accept: Callable[[Any], bool] | None = None
+        self,
+        handler: Handler,
+        max_body: int,
+        accept: Callable[[Any], bool] | None = None,
+        router: BodyRouter | None = None,
     ) -> None:
         self._handler = handler
         self._max_body = max_body
         self._accept = accept  # called with each connection's socket; False drops it
+        self._router = router
         self._server: asyncio.AbstractServer | None = None
         self._connections: set[HttpProtocol] = set()
 
@@ -300,7 +320,7 @@ class HttpServer:
         return port_bound
 
     def _protocol(self) -> HttpProtocol:
-        protocol = HttpProtocol(self._handler, self._max_body, self._accept)
+        protocol = HttpProtocol(self._handler, self._max_body, self._accept, self._router)
         self._connections.add(protocol)
         protocol.on_lost = self._connections.discard
         return protocol

@@ -33,6 +33,8 @@ class FunctionSpec:
     log_format: str = "Text"
     log_level: str | None = None
     architectures: tuple[str, ...] = ("x86_64",)
+    # The function's layers merged into one read-only tree (later layers win), shown at /opt.
+    opt_dir: Path | None = None
 
     @property
     def log_group(self) -> str:
@@ -52,6 +54,9 @@ class InvokeRequest:
     cognito_identity: str | None = None  # JSON text
     trace_id: str | None = None
     tail_logs: bool = False
+    # Receives a streamed response's bytes as the runtime sends them (the result's payload is
+    # then only what was not streamed); without it a streamed response is collected whole.
+    sink: ResponseSink | None = field(default=None, compare=False)
 
 
 @dataclass(frozen=True)
@@ -68,6 +73,15 @@ class InvokeResult:
     init_duration_ms: float | None = None  # set on cold starts
     log_stream: str = ""
     extra: dict[str, str] = field(default_factory=dict)
+
+
+class ResponseSink(Protocol):
+    """Where a streamed response goes while the function still runs."""
+
+    def begin(self, content_type: str) -> None:
+        """Called once, before any bytes, with the Content-Type the runtime gave."""
+
+    def write(self, data: bytes) -> None: ...
 
 
 class LogSink(Protocol):

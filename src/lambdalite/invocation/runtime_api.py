@@ -21,10 +21,12 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from lambdalite.invocation.http11 import HttpServer, Request, Response
+from lambdalite.invocation.model import ResponseSink
 from lambdalite.sandbox.base import PeerSocket
 
 API_PREFIX = "/2018-06-01"
 MAX_RESPONSE_BYTES = 6291556  # 6 MiB + 100, the buffered response limit
+MAX_STREAM_BYTES = 200 * 1024 * 1024  # a streamed response's limit
 _VALID_ERROR_TYPE = re.compile(r"(Runtime|Function)\.[A-Z][a-zA-Z]+")
 _OK = b'{"status":"OK"}'
 
@@ -54,8 +56,12 @@ class Event:
     trace_id: str
     client_context: str | None = None
     cognito_identity: str | None = None
+    # Where a streamed response goes as it arrives; None collects it like a buffered one.
+    sink: ResponseSink | None = None
     outcome: asyncio.Future[Outcome] = field(init=False)
     answered: bool = False
+    streamed: int = 0  # bytes passed to ``sink``
+    overflowed: bool = False  # the stream passed its limit; the rest was dropped
 
     def __post_init__(self) -> None:
         self.outcome = asyncio.get_running_loop().create_future()
@@ -108,11 +114,13 @@ class RuntimeApi:
         host: str,
         max_payload: int = MAX_RESPONSE_BYTES,
         accept: Callable[[PeerSocket], bool] | None = None,
+        max_stream: int = MAX_STREAM_BYTES,
     ) -> None:
         self.host = host
         self.max_payload = max_payload
+        self.max_stream = max_stream
         # ``accept`` decides, per connection, whether the peer may talk to this API at all.
-        self._server = HttpServer(self._handle, max_payload, accept)
+        self._server = HttpServer(self._handle, max_payload, accept, self._route_body)
         self.address = ""
         loop = asyncio.get_running_loop()
         self.ready: asyncio.Future[None] = loop.create_future()  # first GET /next
@@ -175,6 +183,32 @@ class RuntimeApi:
             return Response(200, b"pong", "text/plain")
         return api_error(404, "NotFound", f"No route for {request.method} {path}")
 
+    def _route_body(self, request: Request) -> Callable[[bytes], None] | None:
+        """Streams a streaming-mode response of the current event to its sink as it arrives."""
+        if request.method != "POST" or not request.path.endswith("/response"):
+            return None
+        mode = request.headers.get("lambda-runtime-function-response-mode", "")
+        event = self._current
+        if mode.lower() != "streaming" or event is None or event.sink is None or event.answered:
+            return None
+        prefix = f"{API_PREFIX}/runtime/invocation/{event.request_id}/"
+        if request.path != prefix + "response" or not self.ready.done():
+            return None
+        sink, limit = event.sink, self.max_stream
+        sink.begin(request.headers.get("content-type") or "application/octet-stream")
+
+        def feed(data: bytes) -> None:
+            if event.overflowed or event.answered:
+                return
+            if event.streamed + len(data) > limit:
+                event.overflowed = True
+                return
+            event.streamed += len(data)
+            if data:
+                sink.write(data)
+
+        return feed
+
     # -- endpoints ----------------------------------------------------------------------------
     def _next(self, request: Request) -> Response | Awaitable[Response]:
         if self.init_failed.done():
@@ -232,12 +266,13 @@ class RuntimeApi:
                 400, "InvalidFunctionResponseMode", f"Invalid response mode header: {mode}"
             )
         event.answered = True
-        if request.too_large:
+        if request.too_large or event.overflowed:
             event.outcome.set_result(Outcome("too_large"))
+            limit = self.max_stream if event.overflowed else self.max_payload
             return api_error(
                 413,
                 "RequestEntityTooLarge",
-                f"Exceeded maximum allowed payload size ({self.max_payload} bytes).",
+                f"Exceeded maximum allowed payload size ({limit} bytes).",
             )
         content_type = request.headers.get("content-type") or "application/json"
         trailer_type = request.trailers.get("lambda-runtime-function-error-type")

@@ -16,7 +16,8 @@ from lambdalite.invocation.model import FunctionSpec
 
 EXEC_WRAPPER = "AWS_LAMBDA_EXEC_WRAPPER"
 AWS_TASK_ROOT = "/var/task"
-_BASE_PATH = "/usr/local/bin:/usr/bin/:/bin:/opt/bin"
+_BASE_PATH = "/usr/local/bin:/usr/bin/:/bin"
+AWS_OPT = "/opt"
 
 
 def log_stream_name(version: str, now: float) -> str:
@@ -48,14 +49,19 @@ def runtime_environment(
     runtime_dir: Path | str,
     interpreter_dir: Path | None = None,
     task_root: str | None = None,
+    opt_dir: str = AWS_OPT,
 ) -> dict[str, str]:
     """Variables for one environment. ``interpreter_dir`` goes first on ``PATH``, as the
     managed images put their language's bin directory there. ``task_root`` and
     ``runtime_dir`` are the paths the runtime sees (``/var/task`` and ``/var/runtime`` in a
-    sandbox with a file system of its own); ``task_root`` defaults to the code directory."""
+    sandbox with a file system of its own); ``task_root`` defaults to the code directory.
+    ``opt_dir`` is where the program sees the layers: when that is not ``/opt`` (a backend
+    showing host paths), the language search paths the runtime clients derive from ``/opt``
+    are named through ``PYTHONPATH`` and ``NODE_PATH`` instead."""
     task_root = task_root or str(spec.code_dir)
     runtime = str(runtime_dir)
-    path = f"{interpreter_dir}:{_BASE_PATH}" if interpreter_dir else _BASE_PATH
+    base = f"{_BASE_PATH}:{opt_dir}/bin"
+    path = f"{interpreter_dir}:{base}" if interpreter_dir else base
     defaults = {
         "LANG": "en_US.UTF-8",
         "PATH": path,
@@ -67,11 +73,13 @@ def runtime_environment(
                 f"{runtime}/lib",
                 task_root,
                 f"{task_root}/lib",
-                "/opt/lib",
+                f"{opt_dir}/lib",
             ]
         ),
         "AWS_XRAY_CONTEXT_MISSING": "LOG_ERROR",
     }
+    if opt_dir != AWS_OPT:
+        defaults.update(_language_paths(spec.runtime, opt_dir, runtime, task_root))
     reserved = {
         "_HANDLER": spec.handler,
         "AWS_LAMBDA_RUNTIME_API": api_address,
@@ -98,3 +106,23 @@ def runtime_environment(
     if spec.log_level:
         reserved["AWS_LAMBDA_LOG_LEVEL"] = spec.log_level
     return {**defaults, **spec.environment, **reserved}
+
+
+def _language_paths(runtime: str, opt_dir: str, runtime_dir: str, task_root: str) -> dict[str, str]:
+    """Search paths for layers shown somewhere else than ``/opt``."""
+    if runtime.startswith("python"):
+        version = runtime[len("python") :]
+        site = f"{opt_dir}/python/lib/python{version}/site-packages"
+        return {"PYTHONPATH": f"{opt_dir}/python:{site}"}
+    if runtime.startswith("nodejs"):
+        major = runtime[len("nodejs") :].split(".")[0]
+        # The Node client only fills in NODE_PATH when it is unset, so name all of it here.
+        modules = [
+            f"{opt_dir}/nodejs/node{major}/node_modules",
+            f"{opt_dir}/nodejs/node_modules",
+            f"{runtime_dir}/node_modules",
+            runtime_dir,
+            task_root,
+        ]
+        return {"NODE_PATH": ":".join(modules)}
+    return {}

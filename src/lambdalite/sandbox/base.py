@@ -56,11 +56,14 @@ class Layout:
     host_runtime_dir: Path
     task_root: str
     runtime_dir: str
+    # Where the program sees the function's layers (an empty ``/opt`` when it has none).
+    opt_dir: str = "/opt"
 
     @classmethod
-    def identity(cls, code_dir: Path, runtime_dir: Path) -> Layout:
+    def identity(cls, code_dir: Path, runtime_dir: Path, opt_dir: Path | None = None) -> Layout:
         """The layout of a backend that shows the program the host's own file system."""
-        return cls(code_dir, runtime_dir, str(code_dir), str(runtime_dir))
+        opt = str(opt_dir) if opt_dir is not None else "/opt"
+        return cls(code_dir, runtime_dir, str(code_dir), str(runtime_dir), opt)
 
     def translate(self, path: str) -> str:
         """``path`` on the host as the program sees it (unchanged when not under a mapping)."""
@@ -159,20 +162,22 @@ class SandboxBackend(Protocol):
         on_output: OutputCallback,
         label: str = "",
         runtime_dir: Path | None = None,
+        opt_dir: Path | None = None,
     ) -> Sandbox:
         """Start ``argv`` in a new sandbox. ``label`` only names it (cgroup names, debugging).
 
         ``cwd`` is the function's code directory and ``runtime_dir`` the runtime client's, both
         host paths; ``argv`` names host paths too. A backend with a view of its own makes them
         visible at the places ``layout`` gives (read-only) and translates ``argv``; ``env`` is
-        passed as it is, so the caller builds it from ``layout``.
+        passed as it is, so the caller builds it from ``layout``. ``opt_dir`` is the host tree
+        of the function's layers, shown read-only at ``/opt`` by backends with a view of their own.
 
         Raises ``OSError`` when the program cannot be started (missing executable, bad cwd).
         Must be called from the running event loop.
         """
 
-    def layout(self, code_dir: Path, runtime_dir: Path) -> Layout:
-        """Where programs of this backend see ``code_dir`` and ``runtime_dir``."""
+    def layout(self, code_dir: Path, runtime_dir: Path, opt_dir: Path | None = None) -> Layout:
+        """Where programs of this backend see ``code_dir``, ``runtime_dir`` and ``opt_dir``."""
 
     @property
     def runtime_api_address(self) -> str | None:

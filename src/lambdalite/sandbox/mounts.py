@@ -151,6 +151,7 @@ def sandbox_ops(
     code_dir: Path,
     runtime_dir: Path | None,
     extra: Sequence[str],
+    opt_dir: Path | None = None,
     tmp_mb: int,
     uid: int,
     gid: int,
@@ -163,7 +164,10 @@ def sandbox_ops(
     ops.append(_ro_bind(TASK_ROOT, str(code_dir)))
     if runtime_dir is not None:
         ops.append(_ro_bind(RUNTIME_DIR, str(runtime_dir)))
-    ops.append(("dir", OPT_DIR, 0o755))
+    if opt_dir is not None:
+        ops.append(_ro_bind(OPT_DIR, str(opt_dir)))
+    else:
+        ops.append(("dir", OPT_DIR, 0o755))
     ops.extend(_ro_bind(path, path) for path in extra)
     ops.append(("tmpfs", "/tmp", MS_NOSUID | MS_NODEV, f"mode=1777,size={tmp_mb}m"))
     ops.append(("proc", "/proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, "hidepid=2"))

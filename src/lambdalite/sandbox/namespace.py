@@ -152,7 +152,7 @@ class NamespaceSandboxBackend(ProcessSandboxBackend):
             f"root; uid per environment; no capabilities; seccomp; {memory}; {network})"
         )
 
-    def layout(self, code_dir: Path, runtime_dir: Path) -> Layout:
+    def layout(self, code_dir: Path, runtime_dir: Path, opt_dir: Path | None = None) -> Layout:
         return Layout(code_dir, runtime_dir, mounts.TASK_ROOT, mounts.RUNTIME_DIR)
 
     @property
@@ -171,10 +171,11 @@ class NamespaceSandboxBackend(ProcessSandboxBackend):
         on_output: OutputCallback,
         label: str = "",
         runtime_dir: Path | None = None,
+        opt_dir: Path | None = None,
     ) -> NamespaceSandbox:
         self.prepare()
         loop = asyncio.get_running_loop()
-        plan = self._plan(argv, env, cwd, runtime_dir, limits)
+        plan = self._plan(argv, env, cwd, runtime_dir, limits, opt_dir)
         group = self._new_cgroup(label, limits)
         if group is not None:
             plan["cgroups"] = [os.fsdecode(p) for p in group.procs_files()]
@@ -199,11 +200,13 @@ class NamespaceSandboxBackend(ProcessSandboxBackend):
         cwd: Path,
         runtime_dir: Path | None,
         limits: Limits,
+        opt_dir: Path | None = None,
     ) -> dict[str, Any]:
         assert self._system is not None
         if not cwd.is_dir():
             raise OSError(errno.ENOENT, f"No such directory: {str(cwd)!r}")
         skip = [cwd] + ([runtime_dir] if runtime_dir is not None else [])
+        skip += [opt_dir] if opt_dir is not None else []
         extra = mounts.runtime_paths(argv, self._system, skip)
         layout = self.layout(cwd, runtime_dir or cwd)
         program = [mounts.visible_path(arg, layout) for arg in argv]
@@ -213,6 +216,7 @@ class NamespaceSandboxBackend(ProcessSandboxBackend):
             self._system,
             code_dir=cwd,
             runtime_dir=runtime_dir,
+            opt_dir=opt_dir,
             extra=extra,
             tmp_mb=limits.ephemeral_mb,
             uid=uid,

@@ -86,9 +86,9 @@ class ProcessSandboxBackend:
         self.prepare()
         return self._layout.version if self._layout else None
 
-    def layout(self, code_dir: Path, runtime_dir: Path) -> Layout:
+    def layout(self, code_dir: Path, runtime_dir: Path, opt_dir: Path | None = None) -> Layout:
         """Programs see the host's file system: paths stay what they are."""
-        return Layout.identity(code_dir, runtime_dir)
+        return Layout.identity(code_dir, runtime_dir, opt_dir)
 
     @property
     def runtime_api_address(self) -> str | None:
@@ -143,7 +143,9 @@ class ProcessSandboxBackend:
         on_output: OutputCallback,
         label: str = "",
         runtime_dir: Path | None = None,
+        opt_dir: Path | None = None,
     ) -> ProcessSandbox:
+        del opt_dir  # the program sees host paths; the environment names the layers' tree
         self.prepare()
         loop = asyncio.get_running_loop()
         group = self._new_cgroup(label, limits)
