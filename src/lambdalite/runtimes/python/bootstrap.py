@@ -591,8 +591,11 @@ class _Runtime:
 
 
 def _on_sigterm(signum, frame):
+    # Leave at once: raising SystemExit here would unwind through whatever frame the signal
+    # interrupted (a socket read, a write holding stdout's lock) and through interpreter
+    # finalization, either of which can stall a runtime that is being shut down.
     _flush_stdio()
-    sys.exit(0)
+    os._exit(0)
 
 
 def main():
