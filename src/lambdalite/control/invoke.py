@@ -22,7 +22,7 @@ from lambdalite.control.layers import LayerService
 from lambdalite.control.limiter import ConcurrencyLimiter
 from lambdalite.control.limits import MAX_ASYNC_PAYLOAD, MAX_SYNC_PAYLOAD
 from lambdalite.control.recursion import RecursionService, lineage_of, too_deep
-from lambdalite.core.arn import LATEST, VERSION_RE, parse_function
+from lambdalite.core.arn import LATEST, VERSION_RE, FunctionRef, parse_function
 from lambdalite.core.errors import (
     InvalidRequestContentException,
     RecursiveInvocationException,
@@ -68,14 +68,17 @@ class InvokeService:
         self.rng = random.Random()
         # Set by the composition root: builds the merged /opt tree of a function's layers.
         self.layers: LayerService | None = None
-        self._specs: dict[tuple[str, str, str], FunctionSpec] = {}
+        # (function, version) -> (RevisionId it was built for, spec)
+        self._specs: dict[tuple[str, str], tuple[str, FunctionSpec]] = {}
         # Where Event invocations go; set by the control plane once delivery exists.
         self.events: EventSink | None = None
 
     # -- resolution -----------------------------------------------------------------------
     def resolve(self, identifier: str, qualifier: str | None) -> tuple[Resolved, str]:
         """The version that runs and the ARN the caller invoked."""
-        ref = parse_function(identifier, qualifier)
+        return self._resolve_ref(parse_function(identifier, qualifier))
+
+    def _resolve_ref(self, ref: FunctionRef) -> tuple[Resolved, str]:
         self.deps.arns.check_ref(ref)
         q = ref.qualifier
         invoked = self.deps.arns.function(ref.name, q)
@@ -93,12 +96,20 @@ class InvokeService:
         return self.layers.merged_tree(shas)
 
     def spec(self, resolved: Resolved) -> FunctionSpec:
-        config, code = resolved.config, resolved.code
+        """The FunctionSpec of a resolved version, built once per stored revision.
+
+        The cache is keyed by the document's RevisionId, which changes on every write, so the
+        config fingerprint (a JSON dump and a hash) is only computed when something changed,
+        not on every invocation; a newer revision replaces the older entry.
+        """
         name = resolved.function.key
+        key = (name, resolved.version)
+        cached = self._specs.get(key)
+        if cached is not None and cached[0] == resolved.revision:
+            return cached[1]
+        config, code = resolved.config, resolved.code
         revision = fingerprint(config, code)
-        key = (name, resolved.version, revision)
-        spec = self._specs.get(key)
-        if spec is None:
+        if cached is None or cached[1].revision != revision:
             settings = self.deps.settings
             logging_config = config.get("LoggingConfig") or {}
             spec = FunctionSpec(
@@ -120,7 +131,9 @@ class InvokeService:
                 architectures=tuple(config.get("Architectures") or ("x86_64",)),
                 opt_dir=self._opt_dir(config),
             )
-            self._specs[key] = spec
+        else:
+            spec = cached[1]  # e.g. only tags or policies changed: same environments
+        self._specs[key] = (resolved.revision, spec)
         return spec
 
     # -- the operation --------------------------------------------------------------------
@@ -133,7 +146,8 @@ class InvokeService:
     ) -> dict[str, Any]:
         """Invoke (``sink``, when given, receives a streamed response as it arrives)."""
         kind = params.get("InvocationType") or "RequestResponse"
-        resolved, invoked_arn = self.resolve(params["FunctionName"], params.get("Qualifier"))
+        ref = parse_function(params["FunctionName"], params.get("Qualifier"))
+        resolved, invoked_arn = self._resolve_ref(ref)
         payload = params.get("Payload") or b""
         limit = MAX_ASYNC_PAYLOAD if kind == "Event" else MAX_SYNC_PAYLOAD
         if len(payload) > limit:
@@ -145,7 +159,7 @@ class InvokeService:
         if kind == "DryRun":
             return {"StatusCode": 204}
         name = resolved.function.key
-        qualifier = parse_function(params["FunctionName"], params.get("Qualifier")).qualifier
+        qualifier = ref.qualifier
         lineage = lineage_of(trace, self.deps.arns.function(name))
         trace_id = lineage.trace(trace or new_trace_id())
         if kind == "Event":
