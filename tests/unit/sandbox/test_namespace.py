@@ -370,10 +370,14 @@ async def test_startup_sweeps_sandboxes_of_a_dead_server(tmp_path: Path) -> None
     )
     theirs.close()
     other = tmp_path / "other-state"
+    # Its own socket pair, held open here: a launcher exits when its peer end closes, and
+    # sharing the leftover's pair would make it exit when the sweep kills the leftover.
+    held, given = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
     stranger = subprocess.Popen(
-        [*launcher, str(ours.fileno()), dead_owner, f"--state={other}"],
-        pass_fds=(ours.fileno(),),
+        [*launcher, str(given.fileno()), dead_owner, f"--state={other}"],
+        pass_fds=(given.fileno(),),
     )
+    given.close()
     try:
         await asyncio.sleep(0.3)
         assert leftover.poll() is None
@@ -385,6 +389,7 @@ async def test_startup_sweeps_sandboxes_of_a_dead_server(tmp_path: Path) -> None
             proc.kill()
             proc.wait()
         ours.close()
+        held.close()
 
 
 @run_async
