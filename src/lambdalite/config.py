@@ -63,6 +63,19 @@ class Settings:
     # Node.js mappings, "nodejs20.x=/usr/bin/node,nodejs22.x=/opt/node22/bin/node"; taken as
     # given, while discovered binaries must report the runtime's major version.
     node_runtimes: str = ""
+    # How long idle environments stay warm: "fixed" (``keep_alive`` seconds) or
+    # "hybrid-histogram" (per function, from its observed idle times; Shahrad et al., ATC 2020).
+    keep_alive_policy: str = "fixed"
+    # Memory (MB of configured MemorySize) idle environments may hold together before the
+    # least valuable are stopped; 0 = half of the machine's memory.
+    idle_memory_mb: int = 0
+    # Fork Python environments from pre-initialized runtime processes ("zygotes").
+    zygotes: bool = True
+    # Environments initializing at once across the server (more wait their turn); 0 = derived
+    # from the number of CPUs.
+    concurrent_inits: int = 0
+    # Directories code may be served from live (hot reload), separated by ":"; none by default.
+    hot_reload_paths: str = ""
     # Public base URL used in Code.Location links; derived from host/port when empty.
     public_url: str = ""
     log_level: str = "info"
