@@ -18,7 +18,7 @@ from collections.abc import Callable
 from datetime import datetime, timezone
 from pathlib import Path
 
-from bench import cold, density, floors, peer, replay, report, warm
+from bench import cold, density, floors, peer, replay, report, stream, warm
 from bench.context import Context
 from bench.figures import failed
 from bench.plan import FULL, QUICK, SECTIONS, Plan
@@ -95,6 +95,7 @@ def main(argv: list[str] | None = None) -> int:
         ("floors", lambda: floors.run(ctx)),
         ("cold", lambda: cold.run(ctx)),
         ("warm", lambda: warm.run(ctx, chosen)),
+        ("stream", lambda: stream.run(ctx)),
         ("scale", lambda: density.run(ctx)),
         ("replay", lambda: replay.run(ctx, args.trace)),
         ("peer", lambda: peer.run(ctx, chosen)),

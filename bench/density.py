@@ -69,7 +69,10 @@ def run(ctx: Context) -> None:
     budget_kib = int(plan.memory_budget_gib * GIB_KIB) or int(procs.mem_available_kib() * 0.6)
     ctx.info["density_budget_gib"] = round(budget_kib / GIB_KIB, 2)
     limit = max(plan.scale_target, *plan.density_steps) + plan.density_probe + 100
-    server = ctx.lambdalite(account_concurrency=limit, keep_alive=3600)
+    # The server's idle memory budget counts configured MemorySize (128 MB each here), far
+    # above what an idle environment really uses: lift it, so the machine's memory is the
+    # limit being measured.
+    server = ctx.lambdalite(account_concurrency=limit, keep_alive=3600, idle_memory_mb=1 << 30)
     with running(server):
         ctx.note_sandbox("scale", server)
         lam = server.client()
@@ -185,16 +188,18 @@ def snapshot(server: ChildServer) -> Snapshot:
 
     An environment may be more than its runtime process (a supervisor inside the sandbox, a
     shared zygote), so the environments' memory is that of every descendant of the server;
-    the number of environments is the number of runtime processes.
+    the number of environments is what the server lists, and the runtimes' memory that of the
+    processes of those environments.
     """
-    runtimes = procs.function_processes(server.pid)
+    runtimes = procs.function_processes(server.endpoint)
     env, runtime = procs.Memory(), procs.Memory()
     for pid in procs.descendants(server.pid):
         used = procs.memory(pid)
         env = env + used
         if pid in runtimes:
             runtime = runtime + used
-    return Snapshot(len(runtimes), env, runtime, procs.memory(server.pid))
+    count = sum(procs.environment_count(server.endpoint).values())
+    return Snapshot(count, env, runtime, procs.memory(server.pid))
 
 
 def _scale_figure(target: int, burst: Round, note: str) -> Figure:

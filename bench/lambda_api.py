@@ -15,8 +15,9 @@ from urllib.parse import quote
 from bench.httpclient import Response, build_request
 
 ROLE = "arn:aws:iam::000000000000:role/bench"
-_INIT = re.compile(r"Init Duration: ([0-9.]+) ms")
-_RESTORE = re.compile(r"Restore Duration: ([0-9.]+) ms")
+_INIT = re.compile(r"\tInit Duration: ([0-9.]+) ms")  # of REPORT lines, not INIT_REPORT
+# The REPORT field only: not RESTORE_REPORT's figure, nor "Billed Restore Duration".
+_RESTORE = re.compile(r"\tRestore Duration: ([0-9.]+) ms")
 
 
 def invoke_path(name: str, qualifier: str | None = None) -> str:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass
 
-SECTIONS = ("floors", "cold", "warm", "throughput", "scale", "replay", "peer")
+SECTIONS = ("floors", "cold", "warm", "throughput", "stream", "scale", "replay", "peer")
 
 
 @dataclass(frozen=True)
@@ -28,6 +28,9 @@ class Plan:
     levels: tuple[int, ...] = (1, 8, 64)
     load_warmup_s: float = 1.0
     load_seconds: float = 5.0
+    # response streaming: requests per path and runtime, and the functions' pause
+    stream_samples: int = 100
+    stream_pause_ms: int = 100
     # scale-up and density
     scale_target: int = 1000
     density_steps: tuple[int, ...] = (1000, 1500, 2000)
@@ -71,6 +74,7 @@ QUICK = Plan(
     warm_logging_samples=50,
     load_warmup_s=0.2,
     load_seconds=0.5,
+    stream_samples=10,
     scale_target=16,
     density_steps=(16, 32),
     density_probe=4,

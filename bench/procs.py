@@ -8,7 +8,9 @@ spends. Both are reported.
 
 from __future__ import annotations
 
+import json
 import os
+import urllib.request
 from dataclasses import dataclass
 
 
@@ -76,32 +78,40 @@ def memory(pid: int) -> Memory:
     )
 
 
-def environ_value(pid: int, name: str) -> str | None:
-    """One variable from a process's initial environment (None when absent or unreadable)."""
-    prefix = name.encode() + b"="
-    try:
-        with open(f"/proc/{pid}/environ", "rb") as fh:
-            entries = fh.read().split(b"\0")
-    except OSError:
-        return None
-    for entry in entries:
-        if entry.startswith(prefix):
-            return entry[len(prefix) :].decode(errors="replace")
-    return None
+def function_processes(endpoint: str) -> dict[int, str]:
+    """Processes of a lambdalite server's live environments: pid → function name.
 
-
-def function_processes(server_pid: int) -> dict[int, str]:
-    """Descendants of a lambdalite server that run a function: pid → function name.
-
-    Every runtime process starts with ``AWS_LAMBDA_FUNCTION_NAME`` in its environment, which
-    tells environments apart from anything else the server might start.
+    The server lists its environments with the host pid of each (the runtime, or the
+    sandbox's init that holds it); every descendant of that pid belongs to the environment
+    too. ``/proc`` alone cannot tell: environments forked from a pre-initialized runtime
+    share its command line and initial environment block.
     """
+    with urllib.request.urlopen(f"{endpoint}/_lambdalite/environments", timeout=30) as reply:
+        listed = json.load(reply)["environments"]
+    children: dict[int, list[int]] = {}
+    for pid, ppid in parent_map().items():
+        children.setdefault(ppid, []).append(pid)
     found: dict[int, str] = {}
-    for pid in descendants(server_pid):
-        name = environ_value(pid, "AWS_LAMBDA_FUNCTION_NAME")
-        if name is not None:
-            found[pid] = name
+    for env in listed:
+        if env.get("pid") is None or env.get("state") == "dead":
+            continue
+        stack = [int(env["pid"])]
+        while stack:
+            pid = stack.pop()
+            found[pid] = env["functionName"]
+            stack.extend(children.get(pid, ()))
     return found
+
+
+def environment_count(endpoint: str) -> dict[str, int]:
+    """Live environments of a lambdalite server per function name."""
+    with urllib.request.urlopen(f"{endpoint}/_lambdalite/environments", timeout=30) as reply:
+        listed = json.load(reply)["environments"]
+    counts: dict[str, int] = {}
+    for env in listed:
+        if env.get("pid") is not None and env.get("state") != "dead":
+            counts[env["functionName"]] = counts.get(env["functionName"], 0) + 1
+    return counts
 
 
 def mem_available_kib() -> int:

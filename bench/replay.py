@@ -44,10 +44,13 @@ class Policy:
 
 POLICIES = (
     Policy("fixed-10min", "fixed 10-minute keep-alive", {"keep_alive": 600}, ("keep_alive",)),
+    # The fixed keep-alive is the hybrid policy's fallback and the bin its time unit: both are
+    # trace time, compressed like the baseline's keep-alive.
     Policy(
         "hybrid-histogram",
         "adaptive keep-alive (hybrid histogram)",
-        {"keep_alive_policy": "hybrid-histogram"},
+        {"keep_alive_policy": "hybrid-histogram", "keep_alive": 600, "keep_alive_bin": 60},
+        ("keep_alive", "keep_alive_bin"),
     ),
 )
 
@@ -229,7 +232,7 @@ async def _replay(
         while not done.is_set():
             await asyncio.sleep(0.25)
             envs = await asyncio.to_thread(
-                lambda: Counter(procs.function_processes(server.pid).values())
+                lambda: Counter(procs.environment_count(server.endpoint))
             )
             now = loop.time()
             if now <= start:

@@ -19,9 +19,18 @@ from dataclasses import dataclass
 import uvicorn
 
 from lambdalite.api.asgi import AsgiApp, AwsAsgiApp, Receive, Scope, Send
-from lambdalite.api.figures import METRICS_PATH, STATS_PATH, metrics_endpoint, stats_endpoint
+from lambdalite.api.figures import (
+    ENVIRONMENTS_PATH,
+    METRICS_PATH,
+    STATS_PATH,
+    EnvironmentsEndpoint,
+    metrics_endpoint,
+    stats_endpoint,
+)
 from lambdalite.api.function_urls import FunctionUrlGateway
 from lambdalite.api.handlers import lambda_handlers, logs_handlers
+from lambdalite.api.images import IMAGES_PATH, ImagesEndpoint
+from lambdalite.api.serving import CoalescingHttpProtocol
 from lambdalite.api.sigv4 import SigV4Verifier, parse_credentials
 from lambdalite.api.spec import ServiceSpec
 from lambdalite.blobs.store import CodeStore
@@ -29,14 +38,18 @@ from lambdalite.config import Settings
 from lambdalite.control.catalog import Catalog
 from lambdalite.control.deps import Deps
 from lambdalite.control.functions import CODE_PATH
+from lambdalite.control.images import ImageFunctions
 from lambdalite.control.plane import ControlPlane
 from lambdalite.core.arn import ArnFormatter
+from lambdalite.images import ImageStore
 from lambdalite.invocation.manager import EnvironmentManager
 from lambdalite.invocation.model import FunctionSpec
 from lambdalite.observability.logsink import StoreLogSink
+from lambdalite.runtimes.python import launcher_path
 from lambdalite.runtimes.registry import RuntimeRegistry
 from lambdalite.sandbox.process import ProcessSandboxBackend
 from lambdalite.sandbox.selection import choose_backend
+from lambdalite.sandbox.zygotes import ForkableRuntime
 from lambdalite.store import open_store
 from lambdalite.store.base import Store
 
@@ -69,10 +82,17 @@ def build(settings: Settings) -> Components:
         return list(command.argv)
 
     backend = choose_backend(settings)
+    if settings.zygotes:  # Python cold starts fork a pre-initialized runtime client
+        python_client = launcher_path()
+        forkable = ForkableRuntime(python_client, python_client.with_name("zygote.py"))
+        backend.use_zygotes(forkable, ahead_idle=settings.keep_alive)
     manager = EnvironmentManager(settings, sink, backend, command_for)
     arns = ArnFormatter(settings.region, settings.account_id)
     deps = Deps(settings, Catalog(store, arns), arns, code, runtimes, manager)
     plane = ControlPlane(deps, store)
+    plane.provisioning.attach(manager)  # provisioned concurrency starts real environments
+    images = ImageStore(settings.data_dir / "images")
+    plane.functions.images = plane.invocations.images = ImageFunctions(images)
     api = AwsAsgiApp(
         ServiceSpec.load("lambda"),
         lambda_handlers(plane),
@@ -80,8 +100,10 @@ def build(settings: Settings) -> Components:
         extra_routes=[
             ("GET", CODE_PATH, CodeDownload(code)),
             ("GET", "/_lambdalite/health", health),
+            ("*", IMAGES_PATH, ImagesEndpoint(images)),
             ("GET", STATS_PATH, stats_endpoint(plane.stats)),
             ("GET", METRICS_PATH, metrics_endpoint(plane.stats)),
+            ("GET", ENVIRONMENTS_PATH, EnvironmentsEndpoint(manager.environments)),
         ],
     )
     plane.start()
@@ -115,7 +137,7 @@ class Server:
             log_level="warning",
             lifespan="off",
             access_log=False,
-            http="httptools",
+            http=CoalescingHttpProtocol,
             timeout_keep_alive=75,
         )
         server = _HttpServer(config)

@@ -66,6 +66,9 @@ class Settings:
     # How long idle environments stay warm: "fixed" (``keep_alive`` seconds) or
     # "hybrid-histogram" (per function, from its observed idle times; Shahrad et al., ATC 2020).
     keep_alive_policy: str = "fixed"
+    # Width in seconds of the idle-time histogram bins of "hybrid-histogram" (its range is 240
+    # bins); a time-compressed replay compresses it with ``keep_alive``.
+    keep_alive_bin: float = 60.0
     # Memory (MB of configured MemorySize) idle environments may hold together before the
     # least valuable are stopped; 0 = half of the machine's memory.
     idle_memory_mb: int = 0

@@ -103,10 +103,14 @@ def test_provisioned_concurrency_configuration(lam: Any, name: str) -> None:
         FunctionName=name, Qualifier="live", ProvisionedConcurrentExecutions=2
     )
     assert put["ResponseMetadata"]["HTTPStatusCode"] == 202
-    assert put["RequestedProvisionedConcurrentExecutions"] == 2 and put["Status"] == "READY"
+    assert put["RequestedProvisionedConcurrentExecutions"] == 2
+    assert put["Status"] == "IN_PROGRESS"  # the environments initialize, then READY
     after = lam.get_account_settings()["AccountLimit"]["UnreservedConcurrentExecutions"]
     assert after == before - 2  # carved out of the unreserved pool
-    got = lam.get_provisioned_concurrency_config(FunctionName=name, Qualifier="live")
+    get = lam.get_provisioned_concurrency_config
+    got = wait_for(
+        lambda: (c := get(FunctionName=name, Qualifier="live")) and c["Status"] == "READY" and c
+    )
     assert got["AllocatedProvisionedConcurrentExecutions"] == 2
     # A reservation must hold the provisioned concurrency; provisioned then counts against it.
     with pytest.raises(lam.exceptions.InvalidParameterValueException):

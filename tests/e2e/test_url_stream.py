@@ -105,3 +105,29 @@ def test_plain_stream_errors_and_early_failure(server: ServerProcess, name: str)
     assert b"".join(data for _, data in chunks) == b"first;second;"
     early = httpx.get(base + "/early", timeout=30)
     assert early.status_code == 502 and early.text == "Internal Server Error"
+
+
+def test_client_leaving_mid_stream_leaves_a_reusable_environment(
+    server: ServerProcess, name: str
+) -> None:
+    base = stream_url(server, name)
+    with httpx.stream("GET", base + "/integration?pause=500", timeout=30) as response:
+        assert response.status_code == 201
+        assert next(chunk for chunk in response.iter_raw() if chunk) == b"first;"
+    # The client is gone; the function still runs to its end (two pauses), logged as usual ...
+    logs = server.client("logs")
+    group = f"/aws/lambda/{name}"
+    deadline = time.monotonic() + 20
+    found: list[dict[str, str]] = []
+    while not found and time.monotonic() < deadline:
+        time.sleep(0.1)
+        try:
+            reply = logs.filter_log_events(logGroupName=group, filterPattern='"REPORT RequestId"')
+            found = reply["events"]
+        except logs.exceptions.ResourceNotFoundException:
+            pass  # no line written yet
+    assert found and "Duration" in found[0]["message"]
+    # ... and its environment then serves the next request whole.
+    again = httpx.get(base + "/plain", timeout=30)
+    assert again.status_code == 200 and again.content == b"raw;body"
+    assert len(logs.describe_log_streams(logGroupName=group)["logStreams"]) == 1

@@ -28,6 +28,7 @@ from lambdalite.api.protocol import (
     serialize_response,
 )
 from lambdalite.api.spec import OperationSpec, ServiceSpec
+from lambdalite.api.stream_send import forward
 from lambdalite.api.validation import Validator
 from lambdalite.core.errors import (
     LambdaError,
@@ -180,7 +181,7 @@ class AwsAsgiApp:
             if op.streams_output and op.output_payload is not None:
                 stream = output.get(op.output_payload.name)
                 if isinstance(stream, AsyncIterable):
-                    return _streamer(response, stream)
+                    return _streamer(response, stream, receive)
             return response
         except _Disconnected:
             raise
@@ -317,20 +318,13 @@ async def _send(send: Send, response: Response) -> None:
 
 
 def _streamer(
-    response: Response, stream: AsyncIterable[bytes]
+    response: Response, stream: AsyncIterable[bytes], receive: Receive
 ) -> Callable[[Send], Awaitable[None]]:
     async def write(send: Send) -> None:
         status, headers, _ = response
         await send(
             {"type": "http.response.start", "status": status, "headers": _encode_headers(headers)}
         )
-        try:
-            async for chunk in stream:
-                if chunk:
-                    await send({"type": "http.response.body", "body": chunk, "more_body": True})
-        except Exception:
-            # Headers are already out; all that is left is to end the body and log it.
-            logger.exception("response stream failed")
-        await send({"type": "http.response.body", "body": b""})
+        await forward(stream, send, receive, "event stream")
 
     return write

@@ -52,7 +52,13 @@ def invoke_complete(fields: dict[str, Any]) -> bytes:
 async def frames(chunks: AsyncIterator[bytes], complete: dict[str, Any]) -> AsyncIterator[bytes]:
     """PayloadChunk events for ``chunks``, then InvokeComplete with ``complete``'s fields
     (which the producer may fill in while streaming)."""
-    async for chunk in chunks:
-        if chunk:
-            yield payload_chunk(chunk)
+    try:
+        async for chunk in chunks:
+            if chunk:
+                yield payload_chunk(chunk)
+    finally:
+        # Closed early (the caller left): close the source too, so its producer learns of it.
+        aclose = getattr(chunks, "aclose", None)
+        if aclose is not None:
+            await aclose()
     yield invoke_complete(complete)

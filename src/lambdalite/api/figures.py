@@ -1,10 +1,12 @@
-"""``GET /_lambdalite/stats`` (JSON) and ``GET /_lambdalite/metrics`` (Prometheus text)."""
+"""``GET /_lambdalite/stats`` (JSON), ``GET /_lambdalite/metrics`` (Prometheus text) and
+``GET /_lambdalite/environments`` (the live execution environments, JSON)."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from lambdalite.api.asgi import Receive, Scope, Send
@@ -14,6 +16,7 @@ log = logging.getLogger(__name__)
 
 STATS_PATH = "/_lambdalite/stats"
 METRICS_PATH = "/_lambdalite/metrics"
+ENVIRONMENTS_PATH = "/_lambdalite/environments"
 PROMETHEUS_TYPE = b"text/plain; version=0.0.4; charset=utf-8"
 
 
@@ -62,3 +65,28 @@ def stats_endpoint(stats: StatsService) -> FiguresEndpoint:
 
 def metrics_endpoint(stats: StatsService) -> FiguresEndpoint:
     return FiguresEndpoint(stats, PROMETHEUS_TYPE, _prometheus)
+
+
+class EnvironmentsEndpoint:
+    """Lists the execution environments the server holds, with the host pid of each.
+
+    Forked environments share one command line and initial environment block with the
+    process they were forked from, so ``/proc`` alone cannot tell which process runs which
+    function; operators and the benchmark suite ask here instead.
+    """
+
+    def __init__(self, environments: Callable[[], Sequence[Any]]) -> None:
+        self.environments = environments
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        rows = [_camel(dataclasses.asdict(info)) for info in self.environments()]
+        body = json.dumps({"environments": rows}, separators=(",", ":")).encode()
+        await _reply(send, 200, b"application/json", body)
+
+
+def _camel(row: dict[str, Any]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key, value in row.items():
+        head, *rest = key.split("_")
+        out[head + "".join(part.title() for part in rest)] = value
+    return out

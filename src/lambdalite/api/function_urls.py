@@ -26,6 +26,7 @@ from lambdalite.api.http_events import (
     preflight,
 )
 from lambdalite.api.sigv4 import SignatureError, SigV4Verifier
+from lambdalite.api.stream_send import forward
 from lambdalite.api.url_stream import stream_response
 from lambdalite.control.limits import MAX_SYNC_PAYLOAD
 from lambdalite.control.plane import ControlPlane
@@ -105,14 +106,7 @@ class FunctionUrlGateway:
             await send({"type": "http.response.body", "body": response.body})
             return
         await send({"type": "http.response.body", "body": response.body, "more_body": True})
-        try:
-            async for chunk in response.stream:
-                if chunk:
-                    await send({"type": "http.response.body", "body": chunk, "more_body": True})
-        except Exception:
-            # The status is already out: all that is left is to end the body.
-            log.exception("function URL %s: response stream failed", url_id)
-        await send({"type": "http.response.body", "body": b""})
+        await forward(response.stream, send, receive, f"function URL {url_id}")
 
     async def handle(self, request: HttpRequest, raw_path: str) -> HttpResponse:
         target = self.plane.urls.target(request.url_id)

@@ -67,6 +67,9 @@ LAMBDA_OPERATIONS: dict[str, tuple[str, str]] = {
     "ListLayers": ("layers", "list_layers"),
     "ListLayerVersions": ("layers", "list_layer_versions"),
     "DeleteLayerVersion": ("layers", "delete_layer_version"),
+    "AddLayerVersionPermission": ("layers", "add_layer_version_permission"),
+    "GetLayerVersionPolicy": ("layers", "get_layer_version_policy"),
+    "RemoveLayerVersionPermission": ("layers", "remove_layer_version_permission"),
 }
 
 LOGS_OPERATIONS: dict[str, tuple[str, str]] = {

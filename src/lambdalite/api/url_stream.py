@@ -67,5 +67,10 @@ def _from_prelude(text: bytes) -> HttpResponse | None:
 
 
 async def _drain(chunks: AsyncIterator[bytes]) -> None:
+    """Give up on a stream: the function runs to its end unheard (see control.streaming)."""
+    aclose = getattr(chunks, "aclose", None)
+    if aclose is not None:
+        await aclose()
+        return
     async for _ in chunks:
         pass

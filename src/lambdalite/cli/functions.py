@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from lambdalite.blobs import zip_directory
+from lambdalite.cli.watch import run_watch
 from lambdalite.client import make_client
 
 DEFAULT_ROLE = "arn:aws:iam::000000000000:role/lambda-role"
@@ -26,6 +27,12 @@ def register(commands: Any) -> list[argparse.ArgumentParser]:
     deploy.add_argument("--timeout", type=int)
     deploy.add_argument("--role", default=DEFAULT_ROLE)
     deploy.add_argument("--publish", action="store_true", help="publish a version as well")
+    deploy.add_argument(
+        "--watch",
+        action="store_true",
+        help="run the function from the directory itself (hot reload) and keep watching it; "
+        "falls back to redeploying a zip on every change when the server does not allow it",
+    )
     deploy.set_defaults(run=run_deploy)
 
     invoke = commands.add_parser("invoke", help="invoke a function and print its result")
@@ -55,7 +62,6 @@ def run_deploy(args: argparse.Namespace) -> int:
     if not args.directory.is_dir():
         raise SystemExit(f"lambdalite: {args.directory} is not a directory")
     client = make_client("lambda", args.endpoint_url, args.region)
-    package = zip_directory(args.directory)
     config: dict[str, Any] = {"Runtime": args.runtime, "Handler": args.handler}
     if args.env:
         config["Environment"] = {"Variables": _env(args.env)}
@@ -63,6 +69,9 @@ def run_deploy(args: argparse.Namespace) -> int:
         config["MemorySize"] = args.memory
     if args.timeout:
         config["Timeout"] = args.timeout
+    if args.watch:
+        return run_watch(args, client, config)
+    package = zip_directory(args.directory)
     try:
         client.get_function(FunctionName=args.name)
         exists = True

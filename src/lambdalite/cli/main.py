@@ -7,7 +7,7 @@ import sys
 from collections.abc import Sequence
 
 from lambdalite import __version__
-from lambdalite.cli import functions, logs, server, stats
+from lambdalite.cli import functions, images, logs, server, stats
 from lambdalite.client import endpoint_from_env
 
 
@@ -18,7 +18,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"lambdalite {__version__}")
     commands = parser.add_subparsers(dest="command", required=True)
     server.register(commands)
-    for module in (functions, logs, stats):
+    for module in (functions, logs, stats, images):
         for sub in module.register(commands):
             sub.add_argument(
                 "--endpoint-url",

@@ -22,6 +22,24 @@ def register(commands: Any) -> None:
     serve.add_argument("--account-id", help="account id in ARNs (default 000000000000)")
     serve.add_argument("--account-concurrency", type=int, help="account concurrency limit")
     serve.add_argument("--keep-alive", type=float, help="seconds idle environments stay warm")
+    serve.add_argument(
+        "--keep-alive-policy",
+        choices=["fixed", "hybrid-histogram"],
+        help="fixed keep-alive (default) or adaptive per function from observed idle times",
+    )
+    serve.add_argument(
+        "--keep-alive-bin", type=float, help="seconds per idle-time histogram bin (default 60)"
+    )
+    serve.add_argument(
+        "--idle-memory-mb",
+        type=int,
+        help="MemorySize idle environments may hold together (default half the machine's)",
+    )
+    serve.add_argument(
+        "--concurrent-inits",
+        type=int,
+        help="environments initializing at once, more wait their turn (default 0: from CPUs)",
+    )
     serve.add_argument("--memory-enforcement", choices=["auto", "cgroup", "poll", "off"])
     serve.add_argument(
         "--sandbox",
@@ -36,6 +54,11 @@ def register(commands: Any) -> None:
     serve.add_argument("--python-runtimes", help="python3.12=/path/to/python,...")
     serve.add_argument(
         "--credentials", help="keys accepted on AWS_IAM function URLs: AKID:SECRET[:ACCOUNT],..."
+    )
+    serve.add_argument(
+        "--hot-reload-paths",
+        help="directories functions may run from live (hot reload), separated by ':' "
+        "(default: none)",
     )
     serve.add_argument("--log-level", choices=["debug", "info", "warning", "error"])
     serve.set_defaults(run=run)
@@ -53,12 +76,17 @@ def run(args: argparse.Namespace) -> int:
         account_id=args.account_id,
         account_concurrency=args.account_concurrency,
         keep_alive=args.keep_alive,
+        keep_alive_policy=args.keep_alive_policy,
+        keep_alive_bin=args.keep_alive_bin,
+        idle_memory_mb=args.idle_memory_mb,
+        concurrent_inits=args.concurrent_inits,
         memory_enforcement=args.memory_enforcement,
         sandbox=args.sandbox,
         network_mode=args.network_mode,
         python_runtimes=args.python_runtimes,
         log_level=args.log_level,
         credentials=args.credentials,
+        hot_reload_paths=args.hot_reload_paths,
     )
     logging.basicConfig(
         level=settings.log_level.upper(),

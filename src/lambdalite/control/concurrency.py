@@ -2,7 +2,8 @@
 
 The rules themselves live in ``ConcurrencyLimiter``; this service validates changes against
 them, keeps them in the function documents (``reserved``, and ``provisioned``: qualifier →
-``{"requested", "modified"}``) and loads them back at start-up.
+``{"requested", "modified"}``) and loads them back at start-up. ``Provisioning`` turns the
+provisioned configurations into pre-initialized environments and reports their status.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from typing import Any
 from lambdalite.control.deps import Deps
 from lambdalite.control.limiter import CONCURRENT, RESERVED, ConcurrencyLimiter
 from lambdalite.control.paging import paginate
+from lambdalite.control.provisioning import Provisioning
 from lambdalite.core.arn import LATEST, VERSION_RE, parse_function
 from lambdalite.core.clock import iso_timestamp
 from lambdalite.core.errors import (
@@ -28,6 +30,8 @@ class ConcurrencyService:
         self.deps = deps
         self.catalog = deps.catalog
         self.limiter = limiter
+        # Set by the control plane: starts and reports the provisioned environments.
+        self.provisioning: Provisioning | None = None
 
     def load(self) -> None:
         """Rebuild the limiter's reservations and provisioned capacity from the store."""
@@ -101,6 +105,8 @@ class ConcurrencyService:
 
     def forget(self, function: str) -> None:
         self.limiter.forget(function)
+        if self.provisioning is not None:
+            self.provisioning.drop(function)
 
     # -- provisioned concurrency ----------------------------------------------------------
     def _qualified(self, params: dict[str, Any]) -> tuple[Document, str]:
@@ -121,14 +127,22 @@ class ConcurrencyService:
 
     def _render_provisioned(self, name: str, qualifier: str, config: dict[str, Any]) -> Any:
         requested = int(config["requested"])
-        return {
+        if self.provisioning is None:
+            allocated, status, reason = requested, "READY", None
+        else:
+            live = self.provisioning.status(name, qualifier, requested)
+            allocated, status, reason = min(live.allocated, requested), live.status, live.reason
+        out = {
             "FunctionArn": self.deps.arns.function(name, qualifier),
             "RequestedProvisionedConcurrentExecutions": requested,
-            "AvailableProvisionedConcurrentExecutions": requested,
-            "AllocatedProvisionedConcurrentExecutions": requested,
-            "Status": "READY",
+            "AvailableProvisionedConcurrentExecutions": allocated,
+            "AllocatedProvisionedConcurrentExecutions": allocated,
+            "Status": status,
             "LastModified": config["modified"],
         }
+        if reason:
+            out["StatusReason"] = reason
+        return out
 
     async def put_provisioned_concurrency_config(self, params: dict[str, Any]) -> dict[str, Any]:
         doc, qualifier = self._qualified(params)
@@ -153,6 +167,8 @@ class ConcurrencyService:
         stored = dict(doc.data.get("provisioned") or {}, **{qualifier: config})
         self.catalog.update_function(doc, dict(doc.data, provisioned=stored))
         self.limiter.provisioned[doc.key] = current
+        if self.provisioning is not None:
+            self.provisioning.apply(doc.key, qualifier, retry=True)
         out = self._render_provisioned(doc.key, qualifier, config)
         del out["FunctionArn"]
         return dict(out)
@@ -197,6 +213,8 @@ class ConcurrencyService:
         current.pop(qualifier, None)
         if not current:
             self.limiter.provisioned.pop(name, None)
+        if self.provisioning is not None:
+            self.provisioning.drop(name, qualifier)
 
     # -- account ----------------------------------------------------------------------------
     async def get_account_settings(self, params: dict[str, Any]) -> dict[str, Any]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 from typing import Any
 
+from lambdalite.control import snapstart
 from lambdalite.control.catalog import Resolved
 from lambdalite.core.arn import LATEST, ArnFormatter
 
@@ -64,6 +65,8 @@ def render(resolved: Resolved, arns: ArnFormatter, *, qualified: bool) -> dict[s
             value = {"Variables": dict(value.get("Variables") or {})}
         if value is not None:
             out[member] = value
+    if "ImageConfig" in out:  # reported as AWS does, wrapped
+        out["ImageConfigResponse"] = {"ImageConfig": out.pop("ImageConfig")}
     out["CodeSize"] = resolved.code["size"]
     out["CodeSha256"] = resolved.code["sha256"]
     out["LastModified"] = stored["LastModified"]
@@ -71,8 +74,7 @@ def render(resolved: Resolved, arns: ArnFormatter, *, qualified: bool) -> dict[s
     out["RevisionId"] = resolved.revision
     out["State"] = "Active"
     out["LastUpdateStatus"] = "Successful"
-    snap = stored.get("SnapStart") or {}
-    out["SnapStart"] = {"ApplyOn": snap.get("ApplyOn", "None"), "OptimizationStatus": "Off"}
+    snapstart.render(out, resolved)
     logging = dict(stored.get("LoggingConfig") or {})
     logging.setdefault("LogFormat", "Text")
     logging.setdefault("LogGroup", f"/aws/lambda/{name}")

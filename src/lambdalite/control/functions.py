@@ -4,10 +4,13 @@ from __future__ import annotations
 
 from typing import Any
 
+from lambdalite.control import snapstart
 from lambdalite.control.catalog import VERSION, Resolved
 from lambdalite.control.configuration import STORED_MEMBERS, render
 from lambdalite.control.deps import Deps
 from lambdalite.control.hooks import Lifecycle
+from lambdalite.control.hotreload import HOT_RELOAD_BUCKET, HotReload, hot_location
+from lambdalite.control.images import ImageFunctions, is_image, is_image_code
 from lambdalite.control.layers import MAX_TOTAL_UNZIPPED, LayerService
 from lambdalite.control.limiter import ConcurrencyLimiter
 from lambdalite.control.limits import check_environment, check_sizes
@@ -41,6 +44,10 @@ class FunctionService:
         self.lifecycle = lifecycle
         # Set by the composition root; without it functions cannot reference layers.
         self.layers: LayerService | None = None
+        # Set by the composition root: the ``hot-reload`` code source (live directories).
+        self.hot_reload: HotReload | None = None
+        # Set by the composition root: container images (PackageType Image).
+        self.images: ImageFunctions | None = None
 
     # -- create ---------------------------------------------------------------------------
     async def create_function(self, params: dict[str, Any]) -> dict[str, Any]:
@@ -57,17 +64,20 @@ class FunctionService:
         config = {m: params[m] for m in STORED_MEMBERS if m in params}
         package_type = config.get("PackageType", "Zip")
         if package_type == "Image" or "ImageUri" in params["Code"]:
-            raise InvalidParameterValueException(
-                "Container image functions (PackageType Image) are not supported by this "
-                "lambdalite server yet; deploy a .zip package with Code.ZipFile."
-            )
-        if not config.get("Runtime") or not config.get("Handler"):
+            if self.images is None:
+                raise InvalidParameterValueException(
+                    "Container image functions (PackageType Image) are not supported by this "
+                    "lambdalite server; deploy a .zip package with Code.ZipFile."
+                )
+            self.images.check_create(config, params["Code"])
+        elif not config.get("Runtime") or not config.get("Handler"):
             raise InvalidParameterValueException(
                 "Runtime and Handler are mandatory parameters for functions created with "
                 "deployment packages."
             )
         self._check_config(config)
-        code = self._store_code(params["Code"])
+        snapstart.check_config(config)
+        code = await self._new_code(config, params["Code"])
         self._attach_layers(config, code)
         if self.catalog.find_function(ref.name) is not None:
             raise ResourceConflictException(f"Function already exist: {ref.name}")
@@ -88,7 +98,16 @@ class FunctionService:
             return published
         return render(resolved, self.deps.arns, qualified=False)
 
+    async def _new_code(self, config: dict[str, Any], source: dict[str, Any]) -> dict[str, Any]:
+        """The code record of ``source``: an image (resolved in the image store) for
+        ``PackageType: Image``, otherwise a package."""
+        if is_image(config) and self.images is not None:
+            return await self.images.code_record(source["ImageUri"])
+        return self._store_code(source)
+
     def _store_code(self, code: dict[str, Any]) -> dict[str, Any]:
+        if code.get("S3Bucket") == HOT_RELOAD_BUCKET and self.hot_reload is not None:
+            return self.hot_reload.code_record(code)
         if "S3Bucket" in code or "S3Key" in code:
             raise InvalidParameterValueException(
                 "Code from S3 (S3Bucket/S3Key) is not supported by this lambdalite server yet; "
@@ -194,9 +213,12 @@ class FunctionService:
             "Configuration": render(resolved, self.deps.arns, qualified=qualified),
             "Code": {
                 "RepositoryType": "S3",
-                "Location": f"{self.deps.settings.base_url}{CODE_PATH}{resolved.code['sha']}.zip",
+                "Location": hot_location(resolved.code)
+                or f"{self.deps.settings.base_url}{CODE_PATH}{resolved.code['sha']}.zip",
             },
         }
+        if is_image_code(resolved.code):
+            out["Code"] = ImageFunctions.location(resolved.code)
         data = resolved.function.data
         if data.get("tags"):
             out["Tags"] = dict(data["tags"])
@@ -226,7 +248,9 @@ class FunctionService:
     # -- update ---------------------------------------------------------------------------
     async def update_function_code(self, params: dict[str, Any]) -> dict[str, Any]:
         doc = self._latest(params["FunctionName"])
-        code = self._store_code(params)
+        if self.images is not None:
+            self.images.check_update_code(doc.data["config"], params)
+        code = await self._new_code(doc.data["config"], params)
         data = dict(doc.data)
         config = dict(data["config"])
         if params.get("Architectures"):
@@ -248,7 +272,9 @@ class FunctionService:
     async def update_function_configuration(self, params: dict[str, Any]) -> dict[str, Any]:
         doc = self._latest(params["FunctionName"])
         changes = {m: params[m] for m in STORED_MEMBERS if m in params}
-        if "PackageType" in changes or "ImageConfig" in changes:
+        if self.images is not None:
+            self.images.check_update_config(doc.data["config"], changes)
+        elif "PackageType" in changes or "ImageConfig" in changes:
             raise InvalidParameterValueException(
                 "PackageType and ImageConfig cannot be changed for a .zip function."
             )
@@ -256,6 +282,7 @@ class FunctionService:
         data = dict(doc.data)
         config = dict(data["config"])
         config.update(changes)
+        snapstart.check_config(config)
         if "Layers" in changes:
             self._attach_layers(config, data["code"])
         config["LastModified"] = iso_timestamp()

@@ -12,12 +12,14 @@ import os
 import random
 import time
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from lambdalite.control.aliases import pick_version
 from lambdalite.control.asyncevent import AsyncEvent
 from lambdalite.control.catalog import Resolved, fingerprint
 from lambdalite.control.deps import Deps
+from lambdalite.control.hotreload import HotReload, hot_environment, is_hot_reload
+from lambdalite.control.images import ImageFunctions, is_image_code
 from lambdalite.control.layers import LayerService
 from lambdalite.control.limiter import ConcurrencyLimiter
 from lambdalite.control.limits import MAX_ASYNC_PAYLOAD, MAX_SYNC_PAYLOAD
@@ -31,10 +33,14 @@ from lambdalite.core.errors import (
 )
 from lambdalite.invocation.model import (
     FunctionSpec,
+    ImageLaunch,
     InvokeRequest,
     InvokeResult,
     ResponseSink,
 )
+
+if TYPE_CHECKING:
+    from lambdalite.control.snapstart import SnapStartService
 
 log = logging.getLogger(__name__)
 
@@ -68,6 +74,12 @@ class InvokeService:
         self.rng = random.Random()
         # Set by the composition root: builds the merged /opt tree of a function's layers.
         self.layers: LayerService | None = None
+        # Set by the composition root: live code directories (hot reload).
+        self.hot_reload: HotReload | None = None
+        # Set by the composition root: container images (PackageType Image).
+        self.images: ImageFunctions | None = None
+        # Set by the composition root: SnapStart versions (snapshot readiness, restores).
+        self.snapstart: SnapStartService | None = None
         # (function, version) -> (RevisionId it was built for, spec)
         self._specs: dict[tuple[str, str], tuple[str, FunctionSpec]] = {}
         # Where Event invocations go; set by the control plane once delivery exists.
@@ -95,6 +107,19 @@ class InvokeService:
             return None
         return self.layers.merged_tree(shas)
 
+    def _code_dir(self, name: str, version: str, code: dict[str, Any]) -> Path:
+        if self.hot_reload is not None and is_hot_reload(code):
+            return self.hot_reload.directory(name, version, code)
+        return self.deps.code.unpacked(code["sha"])
+
+    def _image(
+        self, config: dict[str, Any], code: dict[str, Any]
+    ) -> tuple[ImageLaunch | None, str]:
+        """How a container image function starts (None for packages), and its handler."""
+        if self.images is None or not is_image_code(code):
+            return None, ""
+        return self.images.launch(config, code)
+
     def spec(self, resolved: Resolved) -> FunctionSpec:
         """The FunctionSpec of a resolved version, built once per stored revision.
 
@@ -112,17 +137,21 @@ class InvokeService:
         if cached is None or cached[1].revision != revision:
             settings = self.deps.settings
             logging_config = config.get("LoggingConfig") or {}
+            image, image_handler = self._image(config, code)
             spec = FunctionSpec(
                 function_name=name,
                 version=resolved.version,
                 function_arn=self.deps.arns.function(name),
-                runtime=config["Runtime"],
-                handler=config["Handler"],
-                code_dir=self.deps.code.unpacked(code["sha"]),
+                runtime=config.get("Runtime", ""),  # none for container images
+                handler=config.get("Handler", image_handler),
+                code_dir=image.rootfs if image else self._code_dir(name, resolved.version, code),
                 memory_mb=int(config.get("MemorySize", 128)),
                 timeout_s=int(config.get("Timeout", 3)),
                 ephemeral_mb=int((config.get("EphemeralStorage") or {}).get("Size", 512)),
-                environment=dict((config.get("Environment") or {}).get("Variables") or {}),
+                environment={
+                    **((config.get("Environment") or {}).get("Variables") or {}),
+                    **hot_environment(code),
+                },
                 revision=revision,
                 region=settings.region,
                 account_id=settings.account_id,
@@ -130,6 +159,7 @@ class InvokeService:
                 log_level=logging_config.get("ApplicationLogLevel"),
                 architectures=tuple(config.get("Architectures") or ("x86_64",)),
                 opt_dir=self._opt_dir(config),
+                image=image,
             )
         else:
             spec = cached[1]  # e.g. only tags or policies changed: same environments
@@ -207,10 +237,17 @@ class InvokeService:
         ``qualifier`` is the version or alias invoked (provisioned concurrency is per
         qualifier); an invocation that finds no warm environment needs a scaling token.
         """
+        if self.snapstart is not None:
+            await self.snapstart.before_invoke(resolved)
         spec = self.spec(resolved)
+        if self.hot_reload is not None and is_hot_reload(resolved.code):
+            await self.hot_reload.catch_up()  # edits retire warm environments first
         fresh = not self.deps.invoker.has_idle(spec)
         with self.limiter.lease(spec.function_name, qualifier, new_environment=fresh):
-            return await self.deps.invoker.invoke(spec, request)
+            result = await self.deps.invoker.invoke(spec, request)
+        if self.snapstart is not None:
+            self.snapstart.after_invoke(result)
+        return result
 
 
 def _check_json(payload: bytes) -> bytes:

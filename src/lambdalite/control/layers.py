@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from lambdalite.control.deps import Deps
+from lambdalite.control.layerpolicy import LayerPolicies
 from lambdalite.control.paging import paginate
 from lambdalite.core.clock import iso_timestamp
 from lambdalite.core.errors import (
@@ -43,6 +44,7 @@ class LayerService:
         settings = deps.settings
         self.region, self.account = settings.region, settings.account_id
         self.merged_root = settings.data_dir / "layers-merged"
+        self.policies = LayerPolicies(self.store)
 
     # -- names ----------------------------------------------------------------------------
     def layer_arn(self, name: str) -> str:
@@ -148,6 +150,21 @@ class LayerService:
         # functions that use the version keep running it.
         name = self._name(params["LayerName"])
         self.store.delete(LAYER_VERSION, f"{name}:{int(params['VersionNumber'])}")
+        return {}
+
+    # -- permissions (see layerpolicy.py) ------------------------------------------------
+    def _policy_target(self, params: dict[str, Any]) -> tuple[str, int, str]:
+        name, version = self._name(params["LayerName"]), int(params["VersionNumber"])
+        return name, version, f"{self.layer_arn(name)}:{version}"
+
+    async def add_layer_version_permission(self, params: dict[str, Any]) -> dict[str, Any]:
+        return self.policies.add(*self._policy_target(params), params)
+
+    async def get_layer_version_policy(self, params: dict[str, Any]) -> dict[str, Any]:
+        return self.policies.get(*self._policy_target(params))
+
+    async def remove_layer_version_permission(self, params: dict[str, Any]) -> dict[str, Any]:
+        self.policies.remove(*self._policy_target(params), params)
         return {}
 
     # -- functions' layers ----------------------------------------------------------------

@@ -16,6 +16,7 @@ from typing import Any
 from lambdalite.control.asyncevent import function_of
 from lambdalite.control.delivery import AsyncDelivery
 from lambdalite.control.limiter import ConcurrencyLimiter
+from lambdalite.control.provisioning import Provisioning
 from lambdalite.store.base import QueueStats
 
 
@@ -23,6 +24,8 @@ class StatsService:
     def __init__(self, limiter: ConcurrencyLimiter, delivery: AsyncDelivery) -> None:
         self.limiter = limiter
         self.delivery = delivery
+        # Set by the control plane: provisioned environments and the init gate.
+        self.provisioning: Provisioning | None = None
 
     async def snapshot(self) -> dict[str, Any]:
         writer = self.delivery.writer
@@ -42,6 +45,11 @@ class StatsService:
             functions[name]["provisionedConcurrency"] = limiter.provisioned_total(name)
         for (name, reason), count in limiter.throttles.items():
             functions[name]["throttles"][reason] = count
+        provisioning = self.provisioning
+        if provisioning is not None:
+            for name, count in provisioning.environments().items():
+                functions[name]["provisionedEnvironments"] = count
+        initializing, waiting = provisioning.init_figures() if provisioning else (0, 0)
         oldest_age = 0.0
         depth_total = 0
         for q in queues:
@@ -74,6 +82,8 @@ class StatsService:
             "asyncWorkers": self.delivery.workers,
             "asyncEventsRunning": sum(self.delivery.running.values()),
             "asyncQueueCommits": self.delivery.writer.commits,
+            "environmentsInitializing": initializing,
+            "initsWaiting": waiting,
         }
         return {"account": account, "functions": dict(sorted(functions.items()))}
 
@@ -84,6 +94,7 @@ def _empty_function() -> dict[str, Any]:
         "asyncEventsRunning": 0,
         "reservedConcurrency": None,
         "provisionedConcurrency": 0,
+        "provisionedEnvironments": 0,
         "throttles": {},
         "asyncQueueDepth": 0,
         "asyncEventsClaimed": 0,
@@ -121,12 +132,25 @@ _ACCOUNT = (
         "Age of the oldest queued asynchronous event.",
     ),
     ("asyncWorkers", "async_workers", "gauge", "Asynchronous events this server runs at once."),
+    (
+        "environmentsInitializing",
+        "environments_initializing",
+        "gauge",
+        "Execution environments in INIT (at most the init gate's capacity).",
+    ),
+    ("initsWaiting", "inits_waiting", "gauge", "Invocations waiting for an init slot."),
 )
 _FUNCTION = (
     ("concurrentExecutions", "concurrent_executions", "gauge", "Invocations running."),
     ("asyncEventsRunning", "async_events_running", "gauge", "Asynchronous events running."),
     ("reservedConcurrency", "reserved_concurrency", "gauge", "Reserved concurrency."),
     ("provisionedConcurrency", "provisioned_concurrency", "gauge", "Provisioned concurrency."),
+    (
+        "provisionedEnvironments",
+        "provisioned_environments",
+        "gauge",
+        "Provisioned environments initialized and alive.",
+    ),
     ("asyncQueueDepth", "async_queue_depth", "gauge", "Asynchronous events queued."),
     ("asyncEventsClaimed", "async_events_claimed", "gauge", "Queued events under a lease."),
     (

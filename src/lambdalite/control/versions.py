@@ -8,7 +8,8 @@ numbers are never reused, even after a version is deleted.
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
 
 from lambdalite.control.catalog import VERSION, Resolved, fingerprint
 from lambdalite.control.configuration import render
@@ -19,11 +20,18 @@ from lambdalite.core.clock import iso_timestamp
 from lambdalite.core.errors import InvalidParameterValueException, PreconditionFailedException
 from lambdalite.store.base import Expect
 
+if TYPE_CHECKING:
+    from lambdalite.control.snapstart import SnapStartService
+
 
 class VersionService:
     def __init__(self, deps: Deps) -> None:
         self.deps = deps
         self.catalog = deps.catalog
+        # Set by the composition root: turns live (hot-reload) code into a package to freeze.
+        self.freeze_code: Callable[[dict[str, Any]], dict[str, Any]] | None = None
+        # Set by the composition root: SnapStart snapshots of published versions.
+        self.snapstart: SnapStartService | None = None
 
     async def publish_version(self, params: dict[str, Any]) -> dict[str, Any]:
         ref = parse_function(params["FunctionName"])
@@ -44,6 +52,8 @@ class VersionService:
                 f"CodeSHA256 ({wanted}) is different from current CodeSHA256 in $LATEST "
                 f"({code['sha256']}). Please try again with the CodeSHA256 in $LATEST."
             )
+        if self.freeze_code is not None:
+            code = self.freeze_code(code)
         mark = fingerprint(config, code)
         published = doc.data.get("published")
         if published and published["fingerprint"] == mark and "Description" not in params:
@@ -59,8 +69,12 @@ class VersionService:
         frozen["LastModified"] = iso_timestamp()
         if "Description" in params:
             frozen["Description"] = params["Description"]
+        if self.snapstart is not None:
+            self.snapstart.freeze(frozen)
         version_data = {"config": frozen, "code": dict(code)}
         vdoc = self.catalog.put_child(VERSION, name, number, version_data, expect=Expect.ABSENT)
+        if self.snapstart is not None:
+            self.snapstart.published(name, number)
         return self._render(name, number, version_data, vdoc.revision)
 
     def _render(

@@ -147,3 +147,25 @@ class ProvisionedConcurrencyConfigNotFoundException(LambdaError):
     code = "ProvisionedConcurrencyConfigNotFoundException"
     status = 404
     sender_fault = True
+
+
+class SnapStartException(_UserError):
+    """A SnapStart environment's after-restore hook failed."""
+
+    code = "SnapStartException"
+
+
+class SnapStartNotReadyException(LambdaError):
+    """The snapshot of the invoked version is still being made."""
+
+    code = "SnapStartNotReadyException"
+    status = 409
+    sender_fault = True
+
+
+class SnapStartTimeoutException(LambdaError):
+    """Restoring a SnapStart environment took longer than the restore limit."""
+
+    code = "SnapStartTimeoutException"
+    status = 408
+    sender_fault = True

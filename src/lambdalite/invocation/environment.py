@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from lambdalite.config import Settings
+from lambdalite.invocation import entrypoint
 from lambdalite.invocation.model import FunctionSpec, InvokeRequest, InvokeResult, LogSink
 from lambdalite.invocation.platform_log import (
     LogTail,
@@ -73,6 +74,12 @@ class ExecutionEnvironment:
         self.settings = settings
         self.state = State.STARTING
         self.retired = False  # set by the pool: destroy instead of reusing
+        # Pre-initialized for provisioned concurrency: kept by the manager's provisioned set,
+        # never reaped by keep-alive nor evicted for memory, replaced when it dies.
+        self.provisioned = False
+        self.init_type = "on-demand"  # AWS_LAMBDA_INITIALIZATION_TYPE of this environment
+        # (init ms, failure) of an INIT run by ``initialize`` that the first invocation reports.
+        self._init_result: tuple[float | None, tuple[str, str, bytes] | None] | None = None
         self.last_used = 0.0  # loop time the last invocation ended
         self.log_stream = log_stream_name(spec.version, time.time())
         self._backend = backend
@@ -84,6 +91,7 @@ class ExecutionEnvironment:
         self._sandbox: Sandbox | None = None
         self._exited: asyncio.Future[int] | None = None
         self._tail: LogTail | None = None
+        self._init_tail: LogTail | None = None  # INIT lines for the first invocation's tail
         self._destroying: asyncio.Task[None] | None = None
         self._init_ended = 0.0  # perf_counter() when INIT ended, however it ended
         self.on_dead: Callable[[ExecutionEnvironment], None] | None = None
@@ -115,21 +123,64 @@ class ExecutionEnvironment:
         if self.state not in (State.STARTING, State.IDLE):
             raise RuntimeError(f"environment {self.env_id} is {self.state.value}")
         self.state = State.BUSY
-        self._tail = LogTail() if request.tail_logs else None
+        self._tail = (self._init_tail or LogTail()) if request.tail_logs else None
+        self._init_tail = None
         try:
-            init_ms: float | None = None
-            if self._sandbox is None:
-                started = time.perf_counter()
-                failure = await self._initialize(request)
-                init_ms = (self._init_ended - started) * 1000
-                if failure is not None:
-                    return self._init_failed(request, init_ms, *failure)
+            if self._init_result is None:
+                await self.initialize("on-demand", request.request_id)
+            assert self._init_result is not None
+            init_ms, failure = self._init_result
+            self._init_result = (None, None)  # reported once, by the first invocation
+            if failure is not None:
+                return self._init_failed(request, init_ms or 0.0, *failure)
             return await self._run(request, init_ms)
         finally:
             self._tail = None
             self.last_used = self._loop.time()
 
-    async def _initialize(self, request: InvokeRequest) -> tuple[str, str, bytes] | None:
+    async def initialize(
+        self, init_type: str = "on-demand", request_id: str = "", ahead: bool | None = None
+    ) -> tuple[str, str, bytes] | None:
+        """Run INIT now, without an invocation; on failure (status, error type, payload).
+
+        ``init_type`` is what the runtime is told (AWS_LAMBDA_INITIALIZATION_TYPE). An INIT
+        on the way to an invocation (on-demand by default) is reused by it: its REPORT
+        carries the Init Duration (or it reports the failure). An INIT ahead of any
+        invocation (provisioned by default, or a pre-warm) is reported on its own here
+        (INIT_REPORT), leaves the environment idle, and its invocations never carry an Init
+        Duration.
+        """
+        if self._init_result is not None:
+            raise RuntimeError(f"environment {self.env_id} was already initialized")
+        if ahead is None:
+            ahead = init_type != "on-demand"
+        self._init_result = (None, None)
+        self.init_type = init_type
+        started = time.perf_counter()
+        own_tail = self._tail is None and not ahead
+        if own_tail:  # ahead of its invocation: keep the INIT lines for its log tail
+            self._tail = LogTail()
+        try:
+            failure = await self._initialize(request_id)
+        finally:
+            if own_tail:
+                self._init_tail, self._tail = self._tail, None
+        init_ms = (self._init_ended - started) * 1000
+        if not ahead:
+            self._init_result = (init_ms, failure)
+            return failure
+        self._init_result = (None, failure)
+        status = "success" if failure is None else failure[0]
+        error_type = failure[1] if failure is not None and status != "timeout" else None
+        self._emit(self._lines.init_report(time.time(), init_ms, status, error_type, init_type))
+        if failure is None and self.state is State.STARTING:
+            self.state = State.IDLE
+            self.last_used = self._loop.time()
+        elif failure is not None:
+            self.state = State.DEAD
+        return failure
+
+    async def _initialize(self, request_id: str) -> tuple[str, str, bytes] | None:
         """Start the runtime and wait for INIT to end; on failure (status, type, payload)."""
         spec = self.spec
         backend = self._backend
@@ -143,7 +194,7 @@ class ExecutionEnvironment:
         self._init_ended = time.perf_counter()
         if self._destroying is not None:  # shut down while the listener was starting
             await api.close()
-            message = f"RequestId: {request.request_id} Error: Environment was shut down"
+            message = f"RequestId: {request_id} Error: Environment was shut down"
             return ("error", "Sandbox.Failure", error_payload("Sandbox.Failure", message))
         layout = backend.layout(spec.code_dir, self._runtime_dir, spec.opt_dir)
         first = self.argv[0] if self.argv else ""
@@ -156,22 +207,28 @@ class ExecutionEnvironment:
             interpreter_dir,
             task_root=layout.task_root,
             opt_dir=layout.opt_dir,
+            init_type=self.init_type,
         )
-        self._emit(self._lines.init_start(time.time(), spec.function_name))
+        if spec.runtime:  # container images have no managed runtime version to announce
+            self._emit(self._lines.init_start(time.time(), spec.function_name, self.init_type))
         limits = Limits(memory_mb=spec.memory_mb, ephemeral_mb=spec.ephemeral_mb)
         try:
+            # A custom runtime's bootstrap; the extension launcher in front when there are any.
+            argv, on_output = entrypoint.prepare(
+                api, spec, self.argv, env, layout, self._emit_output, self._emit, self._drain
+            )
             sandbox = backend.spawn(
-                self.argv,
+                argv,
                 env,
                 spec.code_dir,
                 limits,
-                self._emit_output,
+                on_output,
                 label=self.env_id,
                 runtime_dir=self._runtime_dir,
                 opt_dir=spec.opt_dir,
             )
         except OSError as exc:
-            message = f"RequestId: {request.request_id} Error: {exc}"
+            message = f"RequestId: {request_id} Error: {exc}"
             self._emit(f"{message}\nRuntime.InvalidEntrypoint")
             return (
                 "error",
@@ -202,12 +259,12 @@ class ExecutionEnvironment:
             return ("error", failure.error_type, payload)
         if self._exited.done():
             self._drain()
-            error_type, payload = self._exit_error(request.request_id)
+            error_type, payload = self._exit_error(request_id)
             return ("error", error_type, payload)
         sandbox.kill()
         self._drain()
         message = (
-            f"RequestId: {request.request_id} Error: "
+            f"RequestId: {request_id} Error: "
             f"Task timed out after {self.settings.init_timeout:.2f} seconds"
         )
         return ("timeout", "Sandbox.Timedout", error_payload("Sandbox.Timedout", message))
@@ -278,6 +335,8 @@ class ExecutionEnvironment:
             self._emit(json.loads(payload)["errorMessage"] + "\n" + error_type)
             report = self._report(request, duration, init_ms, "error", error_type)
             return self._finish(request, report, payload, error_type, init_ms)
+        if api.extensions is not None:
+            await api.extensions.shutdown("timeout")  # the reset, up to 2 s
         sandbox.kill()
         self._drain()
         self.state = State.DEAD
@@ -390,6 +449,8 @@ class ExecutionEnvironment:
     async def _destroy(self) -> None:
         try:
             if self._sandbox is not None:
+                if self._api is not None and self._api.extensions is not None:
+                    await self._api.extensions.shutdown()  # SHUTDOWN, up to 2 s
                 self._sandbox.kill()
                 await self._sandbox.destroy()
             if self._api is not None:

@@ -14,6 +14,17 @@ from typing import Protocol
 
 
 @dataclass(frozen=True)
+class ImageLaunch:
+    """How a container image function starts: its image's merged tree is the sandbox's root
+    file system, and the image (with the function's ``ImageConfig``) says what runs there."""
+
+    rootfs: Path  # host path of the merged, read-only tree
+    argv: tuple[str, ...]  # ENTRYPOINT + CMD, after ImageConfig's overrides
+    workdir: str  # inside the image
+    env: Mapping[str, str]  # the image's ENV; the function's variables go on top
+
+
+@dataclass(frozen=True)
 class FunctionSpec:
     function_name: str
     version: str  # "$LATEST" or a version number
@@ -35,6 +46,8 @@ class FunctionSpec:
     architectures: tuple[str, ...] = ("x86_64",)
     # The function's layers merged into one read-only tree (later layers win), shown at /opt.
     opt_dir: Path | None = None
+    # Set for container image functions (PackageType Image): the image is the root instead.
+    image: ImageLaunch | None = None
 
     @property
     def log_group(self) -> str:

@@ -18,11 +18,14 @@ import re
 import socket
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from lambdalite.invocation.http11 import HttpServer, Request, Response
 from lambdalite.invocation.model import ResponseSink
 from lambdalite.sandbox.base import PeerSocket
+
+if TYPE_CHECKING:
+    from lambdalite.invocation.extensions import ExtensionsApi
 
 API_PREFIX = "/2018-06-01"
 MAX_RESPONSE_BYTES = 6291556  # 6 MiB + 100, the buffered response limit
@@ -115,8 +118,11 @@ class RuntimeApi:
         max_payload: int = MAX_RESPONSE_BYTES,
         accept: Callable[[PeerSocket], bool] | None = None,
         max_stream: int = MAX_STREAM_BYTES,
+        snapstart: bool = False,
     ) -> None:
         self.host = host
+        # SnapStart environments (templates and restored copies) may use /runtime/restore/*.
+        self.snapstart = snapstart
         self.max_payload = max_payload
         self.max_stream = max_stream
         # ``accept`` decides, per connection, whether the peer may talk to this API at all.
@@ -128,6 +134,8 @@ class RuntimeApi:
         self._queued: Event | None = None
         self._current: Event | None = None
         self._waiter: asyncio.Future[Event] | None = None
+        # The Extensions API (2020-01-01) on this listener, when the function has extensions.
+        self.extensions: ExtensionsApi | None = None
 
     async def start(self, sock: socket.socket | None = None, address: str = "") -> str:
         """Listen on a free port, or serve the listening ``sock`` made elsewhere (whose
@@ -148,6 +156,8 @@ class RuntimeApi:
             waiter.set_result(event)
         else:
             self._queued = event
+        if self.extensions is not None:  # also waits for the extensions' INVOKE
+            return self.extensions.invoke(event)
         return event.outcome
 
     async def close(self) -> None:
@@ -159,6 +169,8 @@ class RuntimeApi:
     # -- routing ------------------------------------------------------------------------------
     def _handle(self, request: Request) -> Response | Awaitable[Response]:
         path = request.path
+        if self.extensions is not None and path.startswith("/2020-01-01/extension/"):
+            return self.extensions.handle(request)
         if path.startswith(API_PREFIX + "/runtime/"):
             rest = path[len(API_PREFIX) + len("/runtime/") :]
             if rest == "invocation/next":
@@ -175,6 +187,8 @@ class RuntimeApi:
                 if request.method != "POST":
                     return _method_not_allowed()
                 return self._init_error(request)
+            if rest in ("restore/next", "restore/error") and self.snapstart:
+                return self._restore(request, rest)
             if rest in ("restore/next", "restore/error"):
                 return api_error(
                     403, "InvalidStateTransition", "Restore is only available with SnapStart"
@@ -202,6 +216,9 @@ class RuntimeApi:
                 return
             if event.streamed + len(data) > limit:
                 event.overflowed = True
+                cut = getattr(sink, "cut", None)  # a sink may end its reader's stream now
+                if cut is not None:
+                    cut(limit)
                 return
             event.streamed += len(data)
             if data:
@@ -223,7 +240,10 @@ class RuntimeApi:
         if self._waiter is not None and not self._waiter.done():
             return api_error(403, "InvalidStateTransition", "Another /next call is waiting")
         if not self.ready.done():
-            self.ready.set_result(None)
+            if self.extensions is None:
+                self.ready.set_result(None)
+            else:  # INIT also waits for the extensions
+                self.extensions.runtime_ready()
         event, self._queued = self._queued, None
         if event is not None:
             self._current = event
@@ -284,6 +304,22 @@ class RuntimeApi:
             outcome = Outcome("response", request.body, content_type)
         event.outcome.set_result(outcome)
         return Response(202, _OK)
+
+    def _restore(self, request: Request, rest: str) -> Response:
+        """``restore/next`` ends INIT of a SnapStart template: the snapshot is taken there (its
+        answer comes at once; restored copies run on listeners of their own).
+        ``restore/error`` fails the restore of a copy, as ``init/error`` fails an INIT."""
+        if rest == "restore/next":
+            if request.method != "GET":
+                return _method_not_allowed()
+            if self.init_failed.done():
+                return api_error(403, "InvalidStateTransition", "Initialization already failed")
+            if not self.ready.done():
+                self.ready.set_result(None)
+            return Response(200, b"{}")
+        if request.method != "POST":
+            return _method_not_allowed()
+        return self._init_error(request)
 
     def _init_error(self, request: Request) -> Response:
         if self.ready.done() or self.init_failed.done():

@@ -35,7 +35,7 @@ def runtime_argv(spec: FunctionSpec, command: list[str]) -> list[str]:
     that mounts the code at ``/var/task`` maps it back (see ``sandbox.base.Layout``).
     """
     wrapper = spec.environment.get(EXEC_WRAPPER)
-    if not wrapper:
+    if not wrapper or not command:  # OS-only runtimes (no command) run no wrapper, as on AWS
         return list(command)
     if wrapper.startswith(AWS_TASK_ROOT + "/") and not Path(wrapper).exists():
         wrapper = str(spec.code_dir / wrapper[len(AWS_TASK_ROOT) + 1 :])
@@ -50,6 +50,7 @@ def runtime_environment(
     interpreter_dir: Path | None = None,
     task_root: str | None = None,
     opt_dir: str = AWS_OPT,
+    init_type: str = "on-demand",
 ) -> dict[str, str]:
     """Variables for one environment. ``interpreter_dir`` goes first on ``PATH``, as the
     managed images put their language's bin directory there. ``task_root`` and
@@ -57,7 +58,8 @@ def runtime_environment(
     sandbox with a file system of its own); ``task_root`` defaults to the code directory.
     ``opt_dir`` is where the program sees the layers: when that is not ``/opt`` (a backend
     showing host paths), the language search paths the runtime clients derive from ``/opt``
-    are named through ``PYTHONPATH`` and ``NODE_PATH`` instead."""
+    are named through ``PYTHONPATH`` and ``NODE_PATH`` instead. ``init_type`` is how the
+    environment was started: ``on-demand`` or ``provisioned-concurrency``."""
     task_root = task_root or str(spec.code_dir)
     runtime = str(runtime_dir)
     base = f"{_BASE_PATH}:{opt_dir}/bin"
@@ -80,6 +82,8 @@ def runtime_environment(
     }
     if opt_dir != AWS_OPT:
         defaults.update(_language_paths(spec.runtime, opt_dir, runtime, task_root))
+    if spec.image is not None:  # a container image: its ENV, under the function's variables
+        defaults.update(spec.image.env)
     reserved = {
         "_HANDLER": spec.handler,
         "AWS_LAMBDA_RUNTIME_API": api_address,
@@ -90,7 +94,7 @@ def runtime_environment(
         "AWS_LAMBDA_FUNCTION_NAME": spec.function_name,
         "AWS_LAMBDA_FUNCTION_VERSION": spec.version,
         "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": str(spec.memory_mb),
-        "AWS_LAMBDA_INITIALIZATION_TYPE": "on-demand",
+        "AWS_LAMBDA_INITIALIZATION_TYPE": init_type,
         "AWS_LAMBDA_LOG_GROUP_NAME": spec.log_group,
         "AWS_LAMBDA_LOG_STREAM_NAME": log_stream,
         "AWS_LAMBDA_LOG_FORMAT": spec.log_format,
@@ -101,7 +105,7 @@ def runtime_environment(
         "AWS_SESSION_TOKEN": "test",
         "TZ": ":UTC",
     }
-    if not spec.runtime.startswith("provided"):
+    if spec.runtime and not spec.runtime.startswith("provided"):  # images have no runtime
         reserved["AWS_EXECUTION_ENV"] = f"AWS_Lambda_{spec.runtime}"
     if spec.log_level:
         reserved["AWS_LAMBDA_LOG_LEVEL"] = spec.log_level

@@ -25,6 +25,7 @@ from lambdalite.runtimes.python import launcher_path
 __all__ = [
     "KNOWN_RUNTIMES",
     "NODE_RUNTIMES",
+    "PROVIDED_RUNTIMES",
     "PYTHON_RUNTIMES",
     "SUPPORTED_RUNTIMES",
     "RuntimeCommand",
@@ -47,7 +48,10 @@ KNOWN_RUNTIMES: tuple[str, ...] = (
 _PYTHON_VERSIONS = ("3.9", "3.10", "3.11", "3.12", "3.13", "3.14")
 PYTHON_RUNTIMES: tuple[str, ...] = tuple(f"python{v}" for v in _PYTHON_VERSIONS)
 NODE_RUNTIMES: tuple[str, ...] = ("nodejs18.x", "nodejs20.x", "nodejs22.x")
-SUPPORTED_RUNTIMES: tuple[str, ...] = PYTHON_RUNTIMES + NODE_RUNTIMES
+# OS-only runtimes: the function brings an executable ``bootstrap`` (in its code or a layer)
+# that talks to the Runtime API itself; nothing needs to be installed here.
+PROVIDED_RUNTIMES: tuple[str, ...] = ("provided", "provided.al2", "provided.al2023")
+SUPPORTED_RUNTIMES: tuple[str, ...] = PYTHON_RUNTIMES + NODE_RUNTIMES + PROVIDED_RUNTIMES
 # AWS starts Node.js with large HTTP headers allowed (and ``--expose-gc``, which costs ~8 ms of
 # every cold start here: the runtime client provides ``global.gc`` lazily instead).
 _NODE_FLAGS = ("--max-http-header-size=81920",)
@@ -62,7 +66,8 @@ class RuntimeCommand:
 
     ``argv`` is complete: run it with the working directory set to the code directory and
     the Lambda environment (``AWS_LAMBDA_RUNTIME_API``, ``_HANDLER``, ...), adding
-    ``AWS_EXECUTION_ENV=execution_env``.
+    ``AWS_EXECUTION_ENV=execution_env``. For OS-only runtimes (family ``provided``) ``argv``
+    and ``execution_env`` are empty: the environment runs the function's own ``bootstrap``.
     """
 
     runtime_id: str
@@ -132,11 +137,15 @@ class RuntimeRegistry:
         return runtime_id in SUPPORTED_RUNTIMES
 
     def available(self) -> dict[str, str]:
-        """Supported runtime ids that have an interpreter here, mapped to its path."""
+        """Supported runtime ids that have an interpreter here, mapped to its path. OS-only
+        runtimes need none and are not listed; they are always available."""
         return {**self._discovered("python"), **self._discovered("nodejs")}
 
     def resolve(self, runtime_id: str) -> RuntimeCommand | None:
         """The command that starts ``runtime_id``, or None when it cannot run here."""
+        if runtime_id in PROVIDED_RUNTIMES:
+            release = runtime_id.partition(".")[2]
+            return RuntimeCommand(runtime_id, "provided", release, "", [], "")
         if runtime_id in NODE_RUNTIMES:
             node = self._discovered("nodejs").get(runtime_id)
             if node is None:

@@ -2,30 +2,45 @@
 
 ``launcher.py`` forks this code as process 1 of a new PID namespace, still privileged, with a
 ``SOCK_SEQPACKET`` control socket to the server and the plan the server computed (file system
-steps from ``mounts``, identity, limits, the seccomp program). ``run`` then:
+steps from ``mounts``, identity, limits, the seccomp program). ``prepare`` (steps 1-3, the
+part that does not depend on the function; a zygote's children do it before their plan
+arrives) and ``run`` (the rest) then:
 
-1. leaves the host's mount, IPC and UTS (and, for isolated networking, network) namespaces;
-2. for isolated networking, brings up ``lo`` and binds the Runtime API socket at the
+1. leave the host's mount, IPC and UTS (and, for isolated networking, network) namespaces;
+   for isolated networking, bring up ``lo`` and bind the Runtime API socket at the
    in-sandbox address, handing the listening descriptor to the server (``SCM_RIGHTS``);
-3. builds the root file system on a tmpfs (read-only binds of what the runtime needs, the
-   code at ``/var/task``, a private ``/tmp``, a fresh ``/proc``, a minimal ``/dev``) and
-   pivots into it, so nothing else of the host exists for the function;
-4. forks the runtime as process 2, which joins the sandbox's cgroups, enters a cgroup
-   namespace of its own, lowers its rlimits, takes the sandbox's uid and gid, drops every
-   capability (bounding set included), sets ``no_new_privs``, installs the seccomp filter
-   and execs the runtime;
-5. stays as init, without capabilities: reaps orphans, and when the runtime exits reports
+2. start the root file system on a tmpfs with the system steps (read-only binds of what
+   the runtime needs; with a zygote also ``/proc`` and ``/dev``);
+3. fork process 2, which joins the sandbox's cgroups at once (through descriptors opened
+   while the host's ``/sys`` is in view; the move can wait for an RCU grace period, and
+   overlaps the rest) and waits for its part of the plan on a pipe;
+4. hand process 2 its part of the plan: it enters a cgroup namespace of its own, lowers its
+   rlimits, takes the sandbox's uid and gid, drops every capability (bounding set
+   included), sets ``no_new_privs`` and installs the seccomp filter, while the init adds
+   the function's steps (the code at ``/var/task``, a private ``/tmp``, a fresh ``/proc``,
+   a minimal ``/dev``, identity files) and pivots into the root, so nothing else of the host
+   exists for the function (pivoting moves process 2 along); then, told the root is ready,
+   process 2 execs the runtime;
+5. stay as init, without capabilities: reaps orphans, and when the runtime exits reports
    its status on the control socket and exits, which makes the kernel kill everything left
    in the namespace. It also exits as soon as the server's end of the control socket closes,
    so a crashed server never leaves functions running.
 
-Standard library only and no imports from lambdalite: the launcher loads it by path under
-``-I -S`` (no site, no user paths).
+With a preloaded fork server, process 2 does not ``exec``: after the same steps it closes
+every inherited descriptor, writes the program's argv over the fork server's in
+``/proc/self/cmdline`` and calls ``RUNNER.run(argv, env)``.
+
+Standard library only and no imports from lambdalite: the launcher loads it by path, under
+every Python the platform runs functions with (3.9 and later).
 """
 
+from __future__ import annotations
+
 import _socket
+import contextlib
 import ctypes
 import fcntl
+import marshal
 import os
 import resource
 import select
@@ -54,6 +69,10 @@ _SETUP_FAILED = 125
 _EXEC_FAILED = 127
 
 _libc = ctypes.CDLL(None, use_errno=True)  # the process's own C library, already loaded
+# The preloaded module of a fork server (``run(argv, env)``), set by the launcher; None
+# when the launcher preloads nothing, and every program is exec'd.
+RUNNER: Any = None
+_PR_SET_NAME = 15
 
 
 def _check(result: int, what: str) -> None:
@@ -122,12 +141,8 @@ def _apply(root: str, op: tuple[Any, ...]) -> None:
         raise OSError(0, f"unknown file system step {kind!r}")
 
 
-def _build_root(plan: dict[str, Any]) -> None:
-    root = plan["root"]
-    _mount(None, "/", None, _MS_REC | _MS_PRIVATE, "")
-    _mount("tmpfs", root, "tmpfs", _MS_NOSUID | _MS_NODEV, "mode=755,size=1m,nr_inodes=4096")
-    for op in plan["ops"]:
-        _apply(root, op)
+def _pivot(root: str) -> None:
+    """Make the finished ``root`` the root of the mount namespace, read-only."""
     os.chdir(root)
     number = _PIVOT_ROOT.get(os.uname().machine)
     if number is None:
@@ -174,11 +189,14 @@ def _clear_capabilities() -> None:
     _check(_libc.capset(header, data), "capset")
 
 
-def _become_program(plan: dict[str, Any], cgroup_fds: list[int]) -> None:
-    """In process 2: take the limits and identity of the function, then exec the runtime."""
-    for fd in cgroup_fds:
-        os.write(fd, b"0")
-        os.close(fd)
+def _become_program(plan: dict[str, Any], go: int) -> None:
+    """In process 2, in its cgroups: take the limits and identity of the function (while the
+    init finishes the root), wait for the root on ``go``, then exec the runtime (or, forked
+    from a preloaded fork server, become it in place)."""
+    in_process = bool(plan.get("in_process")) and RUNNER is not None
+    if in_process:
+        _close_inherited(keep=go)
+        _show(plan["argv"])
     _libc.unshare(_CLONE["cgroup"])  # /proc/self/cgroup shows "/"; older kernels lack it
     for res, soft, hard in plan["rlimits"]:
         _old_soft, ceiling = resource.getrlimit(res)
@@ -196,13 +214,47 @@ def _become_program(plan: dict[str, Any], cgroup_fds: list[int]) -> None:
     filters = ctypes.create_string_buffer(program, len(program))
     fprog = struct.pack("@HP", len(program) // 8, ctypes.addressof(filters))  # sock_fprog
     _check(_prctl(_PR_SET_SECCOMP, _SECCOMP_MODE_FILTER, fprog), "seccomp")
+    ready = os.read(go, 1)  # the root is finished, and this process was moved into it
+    os.close(go)
+    if not ready:
+        os._exit(_SETUP_FAILED)
     null = os.open("/dev/null", os.O_RDWR)  # the sandbox's own, not a host file
     os.dup2(null, 0)
     os.close(null)
     os.chdir(plan["cwd"])
     os.umask(0o022)
     argv, env = plan["argv"], plan["env"]
+    if in_process:
+        _libc.prctl(_PR_SET_NAME, os.path.basename(argv[0]).encode()[:15], 0, 0, 0)
+        RUNNER.run(argv, env)
     os.execvpe(argv[0], argv, env)
+
+
+def _show(argv: list[str]) -> None:
+    """Write ``argv`` over the fork server's command line, so ``/proc/self/cmdline`` shows
+    what an exec would have (not the server's host paths). The area cannot grow: a longer
+    command line is cut. Best effort."""
+    try:
+        with open("/proc/self/stat", "rb") as fh:
+            stat = fh.read()
+        fields = stat[stat.rindex(b")") + 2 :].split()
+        start, end = int(fields[45]), int(fields[46])  # arg_start, arg_end (fields 48, 49)
+    except (OSError, ValueError, IndexError):
+        return
+    size = end - start
+    if size <= 0:
+        return
+    data = b"".join(arg.encode() + b"\0" for arg in argv)[: size - 1]
+    ctypes.memmove(start, data + b"\0" * (size - len(data)), size)
+
+
+def _close_inherited(keep: int = -1) -> None:
+    """Close every descriptor from 3 up but ``keep``: without an exec, close-on-exec protects
+    nothing (the init's control socket, the fork server's own socket)."""
+    for name in os.listdir("/proc/self/fd"):
+        if int(name) > 2 and int(name) != keep:
+            with contextlib.suppress(OSError):
+                os.close(int(name))
 
 
 # -- init -----------------------------------------------------------------------------------
@@ -233,37 +285,96 @@ def _supervise(ctl: Any, child: int) -> None:
                     break
 
 
+_prepared: dict[str, int] = {}  # process 2 and the pipe its plan goes through, once forked
+
+
+def prepare(ctl: Any, early: dict[str, Any]) -> None:
+    """The part of a sandbox that does not depend on the function, possibly ahead of need.
+
+    Leaves the host's namespaces, starts the root with the system steps (``early["ops"]``)
+    and forks process 2, which joins the sandbox's cgroups (``early["cgroups"]``; this can
+    wait for an RCU grace period, so it overlaps the rest of the setup) and then waits for
+    its part of the plan. Raises OSError on failure.
+    """
+    flags = _CLONE["mount"] | _CLONE["uts"] | _CLONE["ipc"]
+    if early["isolated"]:
+        flags |= _CLONE["net"]
+    _check(_libc.unshare(flags), "unshare")
+    if early["isolated"]:
+        _isolated_network(ctl, early["api_port"])
+    hostname = early["hostname"].encode()
+    _check(_libc.sethostname(hostname, len(hostname)), "sethostname")
+    root = early["root"]
+    _mount(None, "/", None, _MS_REC | _MS_PRIVATE, "")
+    _mount("tmpfs", root, "tmpfs", _MS_NOSUID | _MS_NODEV, "mode=755,size=1m,nr_inodes=4096")
+    for op in early["ops"]:
+        _apply(root, op)
+    # SIGCHLD must have a handler before the first child exists, or its exit could be missed.
+    signal.signal(signal.SIGCHLD, lambda signum, frame: None)
+    # Opened here and now, while the host's /sys is still in view for both processes.
+    cgroup_fds = [os.open(path, os.O_WRONLY | os.O_CLOEXEC) for path in early["cgroups"]]
+    plan_r, plan_w = os.pipe2(os.O_CLOEXEC)
+    go_r, go_w = os.pipe2(os.O_CLOEXEC)
+    child = os.fork()
+    if child == 0:
+        argv0 = "the program"
+        try:
+            signal.signal(signal.SIGCHLD, signal.SIG_DFL)
+            os.close(plan_w)
+            os.close(go_w)
+            for fd in cgroup_fds:
+                os.write(fd, b"0")
+                os.close(fd)
+            chunks = []
+            while True:
+                chunk = os.read(plan_r, 1 << 16)
+                if not chunk:
+                    break
+                chunks.append(chunk)
+            if not chunks:
+                os._exit(_SETUP_FAILED)  # the sandbox was given up before it got a plan
+            plan = marshal.loads(b"".join(chunks))
+            argv0 = plan["argv"][0]
+            _become_program(plan, go_r)
+        except BaseException as exc:  # report anything, then exit
+            os.write(2, f"lambdalite sandbox: cannot start {argv0}: {exc}\n".encode())
+        os._exit(_EXEC_FAILED)
+    os.close(plan_r)
+    os.close(go_r)
+    for fd in cgroup_fds:
+        os.close(fd)
+    _prepared.update(child=child, plan_w=plan_w, go_w=go_w)
+
+
 def run(ctl: Any, plan: dict[str, Any]) -> None:
-    """Build the sandbox of ``plan``, start its program and supervise it; never returns."""
-    cgroup_fds: list[int] = []
+    """Build the sandbox of ``plan``, start its program and supervise it; never returns.
+
+    Without a ``prepare`` before, it prepares from ``plan`` first (all of ``plan["ops"]``
+    then runs on the new root)."""
     try:
-        flags = _CLONE["mount"] | _CLONE["uts"] | _CLONE["ipc"]
-        if plan["isolated"]:
-            flags |= _CLONE["net"]
-        _check(_libc.unshare(flags), "unshare")
-        if plan["isolated"]:
-            _isolated_network(ctl, plan["api_port"])
-        hostname = plan["hostname"].encode()
-        _check(_libc.sethostname(hostname, len(hostname)), "sethostname")
-        cgroup_fds = [os.open(path, os.O_WRONLY | os.O_CLOEXEC) for path in plan["cgroups"]]
-        _build_root(plan)
+        if not _prepared:
+            keys = ("root", "hostname", "isolated", "api_port", "cgroups")
+            prepare(ctl, {**{key: plan[key] for key in keys}, "ops": []})
+        # Process 2 takes its identity and limits while the root is finished here.
+        wanted = ("rlimits", "uid", "gid", "seccomp", "argv", "env", "cwd", "in_process")
+        data = marshal.dumps({key: plan.get(key) for key in wanted})
+        with contextlib.suppress(OSError):  # process 2 gone: its exit is reported later
+            while data:
+                data = data[os.write(_prepared["plan_w"], data) :]
+        os.close(_prepared["plan_w"])
+        root = plan["root"]
+        for op in plan["ops"]:
+            _apply(root, op)
+        _pivot(root)
     except OSError as exc:
         message = f"lambdalite sandbox: setup failed: {exc}"
         os.write(2, message.encode() + b"\n")
         ctl.send(b"error " + message.encode())
         os._exit(_SETUP_FAILED)
-    # SIGCHLD must have a handler before the first child exists, or its exit could be missed.
-    signal.signal(signal.SIGCHLD, lambda signum, frame: None)
-    child = os.fork()
-    if child == 0:
-        try:
-            signal.signal(signal.SIGCHLD, signal.SIG_DFL)
-            _become_program(plan, cgroup_fds)
-        except BaseException as exc:  # report anything, then exit
-            os.write(2, f"lambdalite sandbox: cannot start {plan['argv'][0]}: {exc}\n".encode())
-        os._exit(_EXEC_FAILED)
-    for fd in cgroup_fds:
-        os.close(fd)
+    child = _prepared["child"]
+    with contextlib.suppress(OSError):
+        os.write(_prepared["go_w"], b"g")
+    os.close(_prepared["go_w"])
     _drop_bounding_set()
     _clear_capabilities()
     _prctl(_PR_SET_NO_NEW_PRIVS, 1)

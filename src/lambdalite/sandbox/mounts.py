@@ -128,11 +128,12 @@ def runtime_paths(paths: Iterable[str], system: SystemView, skip: Sequence[Path]
     otherwise.
     """
     found: list[str] = []
+    skipped = [os.path.realpath(s) for s in skip]  # once, not per path: this runs per spawn
     for raw in paths:
         if not raw.startswith("/") or "\n" in raw or not os.path.exists(raw):
             continue
         real = os.path.realpath(raw)
-        if any(Path(real).is_relative_to(s.resolve()) for s in skip):
+        if any(real == s or real.startswith(s.rstrip("/") + "/") for s in skipped):
             continue
         parent = os.path.dirname(real)
         wanted = real
@@ -169,6 +170,13 @@ def sandbox_ops(
     else:
         ops.append(("dir", OPT_DIR, 0o755))
     ops.extend(_ro_bind(path, path) for path in extra)
+    ops.extend(volatile_ops(tmp_mb))
+    return ops
+
+
+def volatile_ops(tmp_mb: int) -> list[Op]:
+    """The sandbox's own ``/tmp``, ``/proc`` and ``/dev``, mounted over whatever root."""
+    ops: list[Op] = []
     ops.append(("tmpfs", "/tmp", MS_NOSUID | MS_NODEV, f"mode=1777,size={tmp_mb}m"))
     ops.append(("proc", "/proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, "hidepid=2"))
     ops.append(("tmpfs", "/dev", MS_NOSUID | MS_NOEXEC, "mode=755,size=64k,nr_inodes=64"))
@@ -205,6 +213,8 @@ def check_executable(program: str, layout: Layout) -> None:
     ):
         if program.startswith(inside + "/"):
             host = str(outside) + program[len(inside) :]
+    if host.startswith(OPT_DIR + "/") and not os.path.lexists(host):
+        return  # in the layers' tree (a layer's ``bootstrap``), which the caller checked
     if not os.path.exists(host):
         raise OSError(errno.ENOENT, f"No such file or directory: {program!r}")
     if os.path.isdir(host) or not os.access(host, os.X_OK):

@@ -2,7 +2,9 @@
 
 Each sandbox's first process (its init) is forked by the sandbox launcher (``launcher.py``,
 one long-lived privileged process per backend, see ``zygote.py``) as process 1 of a new PID
-namespace; the init builds the rest from inside (``inside.py``). The server computes
+namespace; the init builds the rest from inside (``inside.py``). A Python runtime is forked
+instead from the zygote of its interpreter, a launcher with the runtime client preloaded
+(``zygotes.py``), whose sandboxes are partly built before they are needed. The server computes
 everything the init needs, the plan: the file system steps (``mounts.py``), identity, limits,
 the seccomp program (``seccomp.py``). It then watches the init through a pidfd, reads its
 output pipe, and hears from it over a control socket: the Runtime API listener in isolated
@@ -37,6 +39,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from lambdalite.sandbox import cgroups, mounts, peers, seccomp
+from lambdalite.sandbox import rootfs as image_root
 from lambdalite.sandbox.base import Layout, Limits, OutputCallback, PeerSocket
 from lambdalite.sandbox.output import LinePump
 from lambdalite.sandbox.process import ProcessSandbox, ProcessSandboxBackend, SandboxOptions
@@ -112,7 +115,7 @@ class NamespaceSandboxBackend(ProcessSandboxBackend):
             self._seccomp = seccomp.build()
         except seccomp.UnsupportedArchitecture as exc:
             raise NamespaceUnavailable(str(exc)) from exc
-        state = self.ns_options.state_dir or Path(f"/tmp/lambdalite-sandbox-{os.getpid()}")
+        state = self._state_dir()
         try:
             self._root_dir = state / "root"
             self._root_dir.mkdir(parents=True, exist_ok=True)
@@ -172,26 +175,84 @@ class NamespaceSandboxBackend(ProcessSandboxBackend):
         label: str = "",
         runtime_dir: Path | None = None,
         opt_dir: Path | None = None,
+        rootfs: Path | None = None,
     ) -> NamespaceSandbox:
         self.prepare()
         loop = asyncio.get_running_loop()
-        plan = self._plan(argv, env, cwd, runtime_dir, limits, opt_dir)
-        group = self._new_cgroup(label, limits)
-        if group is not None:
-            plan["cgroups"] = [os.fsdecode(p) for p in group.procs_files()]
-        assert self._zygote is not None
-        try:
-            spawned = self._zygote.spawn(plan)
-        except BaseException:
-            if group is not None:
-                group.remove()
-            self._release_uid(plan["uid"])
-            raise
+        if rootfs is not None:
+            plan = self._image_plan(argv, env, cwd, rootfs, limits)
+        else:
+            plan = self._plan(argv, env, cwd, runtime_dir, limits, opt_dir)
+        forked = None
+        if self.zygotes is not None and rootfs is None:
+            forked = self._fork(argv, env, cwd, opt_dir, plan, limits, label)
+        if forked is not None:
+            spawned, group = forked
+        else:
+            spawned, group = self._launch(plan, limits, label)
         pump = LinePump(spawned.output_fd, on_output, loop)
         sandbox = NamespaceSandbox(self, spawned, pump, group, limits, plan["uid"])
         sandbox.polled_enforcement = group is None and self.mode != "off"
         self._track(sandbox)
         return sandbox
+
+    def _launch(
+        self, plan: dict[str, Any], limits: Limits, label: str
+    ) -> tuple[Spawned, cgroups.Cgroup | None]:
+        """Start a sandbox through the plain launcher: its program is exec'd."""
+        group = self._new_cgroup(label, limits)
+        if group is not None:
+            plan["cgroups"] = [os.fsdecode(p) for p in group.procs_files()]
+        assert self._zygote is not None
+        try:
+            return self._zygote.spawn(plan), group
+        except BaseException:
+            if group is not None:
+                group.remove()
+            self._release_uid(plan["uid"])
+            raise
+
+    def _fork(
+        self,
+        argv: Sequence[str],
+        env: Mapping[str, str],
+        cwd: Path,
+        opt_dir: Path | None,
+        plan: dict[str, Any],
+        limits: Limits,
+        label: str,
+    ) -> tuple[Spawned, cgroups.Cgroup | None] | None:
+        """Fork the runtime from its interpreter's zygote, when it can be (``zygotes.py``)."""
+        assert self.zygotes is not None
+        libraries = {mounts.TASK_ROOT: cwd, mounts.OPT_DIR: opt_dir}
+        if self.zygotes.interpreter_for(argv, env, libraries) is None:
+            return None
+        assert self._system is not None
+        # The system part of the root is the same for every sandbox: children forked ahead
+        # of need build it while they wait (the plan starts with it).
+        system = len(self._system.ops)
+        rest = plan["ops"][system:]
+        # So are /proc (of the sandbox's own PID namespace) and /dev.
+        fixed = [op for op in rest if op[1] == "/proc" or op[1] == "/dev" or op[1][:5] == "/dev/"]
+        early = {key: plan[key] for key in ("root", "hostname", "isolated", "api_port")}
+        early["ops"] = plan["ops"][:system] + fixed
+        # Interpreters are shown at their real path, which keys their zygote.
+        program = plan["argv"]
+        return self.zygotes.spawn(
+            program[0],
+            os.path.dirname(program[1]),
+            {**plan, "ops": [op for op in rest if op not in fixed]},
+            "namespace",
+            limits,
+            lambda wanted, ahead: self._new_cgroup("ahead" if ahead else label, wanted),
+            early,
+        )
+
+    def _zygote_markers(self) -> list[str]:
+        return [f"--owner={self._owner}", f"--state={self._state_dir()}"]
+
+    def _state_dir(self) -> Path:
+        return self.ns_options.state_dir or Path(f"/tmp/lambdalite-sandbox-{os.getpid()}")
 
     def _plan(
         self,
@@ -237,6 +298,36 @@ class NamespaceSandboxBackend(ProcessSandboxBackend):
             "argv": program,
             "env": dict(env),
             "cwd": mounts.TASK_ROOT,
+        }
+
+    def _image_plan(
+        self,
+        argv: Sequence[str],
+        env: Mapping[str, str],
+        workdir: Path,
+        rootfs: Path,
+        limits: Limits,
+    ) -> dict[str, Any]:
+        """The plan of a sandbox whose root is a container image (see ``rootfs.py``):
+        ``argv`` and ``workdir`` are paths inside the image, nothing of the host is shown."""
+        image_root.check_program(rootfs, argv[0] if argv else "", str(workdir))
+        isolated = self.ns_options.network == "isolated"
+        ops = image_root.image_ops(rootfs, tmp_mb=limits.ephemeral_mb, host_network=not isolated)
+        uid = self._allocate_uid()
+        return {
+            "root": str(self._root_dir),
+            "ops": ops,
+            "hostname": self.ns_options.hostname,
+            "isolated": isolated,
+            "api_port": self.ns_options.api_port,
+            "cgroups": [],
+            "rlimits": _rlimits(limits),
+            "uid": uid,
+            "gid": uid,
+            "seccomp": self._seccomp,
+            "argv": list(argv),
+            "env": dict(env),
+            "cwd": str(workdir),
         }
 
     def _allocate_uid(self) -> int:

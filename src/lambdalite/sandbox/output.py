@@ -67,6 +67,10 @@ class LinePump:
             end = buffer.find(b"\n", start)
             if end < 0:
                 break
+            # A line may have grown past the cap across reads: cut it the same way.
+            while end - start > MAX_LINE:
+                self._emit(bytes(buffer[start : start + MAX_LINE]))
+                start += MAX_LINE
             self._emit(bytes(buffer[start:end]))
             start = end + 1
         del buffer[:start]

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import logging
 import os
 import re
@@ -38,10 +39,17 @@ from lambdalite.sandbox.output import LinePump
 
 if TYPE_CHECKING:
     from lambdalite.config import Settings
+    from lambdalite.sandbox.zygotes import ForkableRuntime, ZygotePool
 
 log = logging.getLogger(__name__)
 _MIB = 1024 * 1024
 MODES = ("auto", "cgroup", "poll", "off")
+# A process sandbox cannot change a program's root, so it cannot run a container image.
+IMAGES_NEED_NAMESPACES = (
+    "container image functions need namespace sandboxes (an image is the sandbox's root file "
+    "system); this server runs process sandboxes: start it as root with --sandbox auto or "
+    "namespace"
+)
 
 
 @dataclass(frozen=True)
@@ -73,6 +81,18 @@ class ProcessSandboxBackend:
         self._owner = cgroups.owner_token() or str(os.getpid())
         self._sandboxes: set[ProcessSandbox] = set()
         self._poller: asyncio.Task[None] | None = None
+        self.zygotes: ZygotePool | None = None
+
+    def use_zygotes(self, runtime: ForkableRuntime, ahead_idle: float = 10.0) -> None:
+        """Fork the commands ``runtime`` describes from pre-initialized interpreters
+        (``zygotes.py``) instead of starting a new one per sandbox; children forked ahead
+        of need are given up after ``ahead_idle`` seconds without a cold start."""
+        from lambdalite.sandbox.zygotes import ZygotePool
+
+        self.zygotes = ZygotePool(runtime, self._zygote_markers(), ahead_idle=ahead_idle)
+
+    def _zygote_markers(self) -> list[str]:
+        return [f"--owner={self._owner}"]
 
     @property
     def mode(self) -> str:
@@ -144,10 +164,23 @@ class ProcessSandboxBackend:
         label: str = "",
         runtime_dir: Path | None = None,
         opt_dir: Path | None = None,
+        rootfs: Path | None = None,
     ) -> ProcessSandbox:
-        del opt_dir  # the program sees host paths; the environment names the layers' tree
+        # The program sees host paths; the environment names the layers' tree (``opt_dir``).
+        if rootfs is not None:
+            raise OSError(errno.EOPNOTSUPP, IMAGES_NEED_NAMESPACES)
         self.prepare()
         loop = asyncio.get_running_loop()
+        if self.zygotes is not None:
+            from lambdalite.sandbox.forked import fork_process  # it builds on this module
+
+            forked = fork_process(
+                self, self.zygotes, argv, env, cwd, limits, on_output, label, opt_dir
+            )
+            if forked is not None:
+                forked.polled_enforcement = forked.cgroup is None and self._mode != "off"
+                self._track(forked)
+                return forked
         group = self._new_cgroup(label, limits)
         read_fd, write_fd = os.pipe2(os.O_CLOEXEC)
         try:
@@ -213,6 +246,8 @@ class ProcessSandboxBackend:
 
     async def close(self) -> None:
         await asyncio.gather(*(s.destroy() for s in list(self._sandboxes)))
+        if self.zygotes is not None:
+            self.zygotes.close()
         if self._poller is not None:
             self._poller.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -267,6 +302,7 @@ class ProcessSandbox:
         self._exited: asyncio.Future[int] = self._loop.create_future()
         self._known: dict[int, int] = {}
         self._peak_bytes = 0
+        self._status_fd: int | None = None  # /proc/<pid>/status of the spawned process
         self._oom = False
         self._cgroup_gone = False  # removed: its figures live on in _oom and _peak_bytes
         self._destroying: asyncio.Task[None] | None = None
@@ -348,7 +384,17 @@ class ProcessSandbox:
         return -(-peak // _MIB)
 
     def _spawned_high_water(self) -> int:
-        return _high_water_mark(self.pid)
+        # Read after every invocation: the file stays open (a pread is several times cheaper
+        # than reopening it), and an open /proc file keeps naming this process even if its
+        # pid is reused.
+        if self._status_fd is None:
+            if self._exited.done():
+                return 0
+            try:
+                self._status_fd = os.open(f"/proc/{self.pid}/status", os.O_RDONLY | os.O_CLOEXEC)
+            except OSError:
+                return 0
+        return _high_water_mark(self._status_fd)
 
     def oom_killed(self) -> bool:
         if self.cgroup is not None and not self._cgroup_gone:
@@ -406,16 +452,19 @@ class ProcessSandbox:
         except Exception:
             log.exception("destroying sandbox %s failed", self.pid)
         finally:
+            fd, self._status_fd = self._status_fd, None
+            if fd is not None:
+                with contextlib.suppress(OSError):
+                    os.close(fd)
             self._backend._forget(self)
 
 
-def _high_water_mark(pid: int) -> int:
-    """Peak RSS the kernel recorded for one process (VmHWM), in bytes; 0 once it is gone."""
+def _high_water_mark(status_fd: int) -> int:
+    """Peak RSS the kernel recorded for one process (VmHWM), in bytes, from its open
+    ``/proc/<pid>/status``; 0 once it is gone."""
     try:
-        with open(f"/proc/{pid}/status", "rb") as fh:
-            for line in fh:
-                if line.startswith(b"VmHWM:"):
-                    return int(line.split()[1]) * 1024
-    except (OSError, ValueError, IndexError):
-        pass
-    return 0
+        raw = os.pread(status_fd, 8192, 0)
+        start = raw.index(b"VmHWM:") + 6
+        return int(raw[start : raw.index(b"kB", start)]) * 1024
+    except (OSError, ValueError):
+        return 0

@@ -124,6 +124,7 @@ def test_prometheus_text_has_one_family_per_metric_and_escapes_labels() -> None:
         "asyncEventsRunning": 1,
         "reservedConcurrency": None,
         "provisionedConcurrency": 0,
+        "provisionedEnvironments": 0,
         "throttles": {"ConcurrentInvocationLimitExceeded": 3},
         "asyncQueueDepth": 7,
         "asyncEventsClaimed": 1,
@@ -145,6 +146,8 @@ def test_prometheus_text_has_one_family_per_metric_and_escapes_labels() -> None:
         "asyncWorkers": 64,
         "asyncEventsRunning": 1,
         "asyncQueueCommits": 5,
+        "environmentsInitializing": 1,
+        "initsWaiting": 0,
     }
     text = prometheus({"account": account, "functions": {'we"ird': function}})
     lines = text.splitlines()

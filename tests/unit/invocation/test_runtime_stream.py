@@ -6,6 +6,7 @@ import asyncio
 import base64
 import json
 
+from lambdalite.control.streaming import QueueSink, too_large
 from lambdalite.invocation.runtime_api import RuntimeApi
 
 from .conftest import run_async
@@ -126,6 +127,30 @@ async def test_without_a_sink_a_streamed_response_is_collected() -> None:
         assert status == 202
         answer = await outcome
         assert answer.body == b"all at once" and answer.content_type == "text/plain"
+    finally:
+        client.close()
+        await api.close()
+
+
+@run_async
+async def test_a_queue_sink_is_cut_at_the_limit_while_the_function_goes_on() -> None:
+    api = RuntimeApi("127.0.0.1", max_stream=10)
+    client = await RawClient.connect(await api.start())
+    sink = QueueSink()
+    try:
+        outcome = api.submit(event("s5", sink=sink))
+        await client.request("GET", NEXT)
+        await client.send(HEAD.format(id="s5").encode() + chunk(b"12345678") + chunk(b"9abc"))
+        # The reader learns of the cut at once, after the bytes that fitted ...
+        assert await sink.queue.get() == b"12345678"
+        assert await sink.queue.get() == b"" and sink.cut_at == 10
+        assert too_large(10)["ErrorCode"] == "Function.ResponseSizeTooLarge"
+        sink.abandon()
+        # ... while the function may write on until it ends; it is then told 413.
+        await client.send(chunk(b"more") + b"0\r\n\r\n")
+        status, _, _ = await client.read_response()
+        assert status == 413 and (await outcome).kind == "too_large"
+        assert sink.queue.empty()
     finally:
         client.close()
         await api.close()

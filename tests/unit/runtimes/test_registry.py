@@ -50,7 +50,8 @@ def test_runtime_id_classification() -> None:
     assert not registry.is_known("python9.9") and not registry.is_supported("python9.9")
     assert registry.known_runtimes() == KNOWN_RUNTIMES
     python = tuple(f"python3.{minor}" for minor in range(9, 15))
-    expected = (*python, "nodejs18.x", "nodejs20.x", "nodejs22.x")
+    provided = ("provided", "provided.al2", "provided.al2023")
+    expected = (*python, "nodejs18.x", "nodejs20.x", "nodejs22.x", *provided)
     assert registry.supported_runtimes() == SUPPORTED_RUNTIMES == expected
 
 

@@ -532,6 +532,61 @@ def _load_handler(spec):
         raise _Fault("Runtime.HandlerNotFound", message) from None
 
 
+# ----------------------------------------------------------------------------- streaming
+
+def _streaming():
+    """``modules/lambdalite_streaming.py`` (functions import it too), loaded on the first
+    result that streams."""
+    return importlib.import_module("lambdalite_streaming")
+
+
+def _stream_failed(request_id, json_format):
+    """Reports a stream failing after its first chunk: logged as any failure is, and its
+    error document returned for the trailers."""
+
+    def failed(exc):
+        doc, _ = _exception_report(exc, request_id)
+        _log_error(doc, json_format)
+        _flush_stdio()
+        return doc
+
+    return failed
+
+
+# ----------------------------------------------------------------------------- SnapStart
+
+
+def _snap_start(runtime, json_format):
+    """SnapStart template: ``snapstart.py`` (beside this file) runs the hooks and serves
+    forks; it returns in each restored copy. False when the snapshot could not be made."""
+    from importlib.util import module_from_spec, spec_from_file_location
+
+    here = os.path.dirname(os.path.realpath(_THIS_FILE))
+    found = spec_from_file_location("_lambdalite_snapstart", os.path.join(here, "snapstart.py"))
+    snapstart = module_from_spec(found)
+    found.loader.exec_module(snapstart)
+
+    def report(exc, error_type, path):
+        doc, _ = _exception_report(_Fault(error_type, str(exc), getattr(exc, "trace", None)))
+        _log_error(doc, json_format)
+        _flush_stdio()
+        headers = [(_ERROR_TYPE_HEADER, error_type), ("Content-Type", "application/json")]
+        try:
+            runtime.conn.request("POST", path, json.dumps(doc).encode(), headers)
+        except (OSError, _Disconnected) as post_failure:
+            sys.stderr.write(f"Runtime API {path} failed: {post_failure}\n")
+
+    try:
+        snapstart.snapshot_and_serve(runtime, _RuntimeConnection, report)
+    except snapstart.HookError as exc:
+        report(exc, exc.error_type, f"{_API}/init/error")
+        return False
+    except (OSError, _Disconnected) as exc:
+        sys.stderr.write(f"Runtime API request failed, exiting: {exc}\n")
+        return False
+    return True
+
+
 # ----------------------------------------------------------------------------- main loop
 
 
@@ -569,7 +624,13 @@ class _Runtime:
                 self.invocation.tenant_id,
             )
             event = _unmarshal(body, headers.get("content-type"))
-            payload, content_type = _marshal(self.handler(event, context), self.ensure_ascii)
+            result, stream = self.handler(event, context), None
+            if hasattr(result, "__next__"):  # an iterator streams: lambdalite_streaming.py
+                stream = _streaming().Stream(result)
+                if stream.error is not None:
+                    raise stream.error
+            else:
+                payload, content_type = _marshal(result, self.ensure_ascii)
         except Exception as exc:
             doc, cause = _exception_report(exc, request_id)
             _log_error(doc, self.json_format)
@@ -582,9 +643,13 @@ class _Runtime:
             )
         else:
             _flush_stdio()
-            status, _, reply = self.conn.request(
-                "POST", f"{path}/response", payload, [("Content-Type", content_type)]
-            )
+            if stream is not None:
+                failed = _stream_failed(request_id, self.json_format)
+                status, reply = stream.send(self.conn, f"{path}/response", failed)
+            else:
+                status, _, reply = self.conn.request(
+                    "POST", f"{path}/response", payload, [("Content-Type", content_type)]
+                )
         # 4xx (e.g. a response over the size limit) fails only this invocation.
         if status >= 500:
             raise _Disconnected(f"{path} answered HTTP {status}: {reply[:200]!r}")
@@ -610,6 +675,7 @@ def main():
     conn = _RuntimeConnection(env["AWS_LAMBDA_RUNTIME_API"])
     spec = sys.argv[1] if len(sys.argv) > 1 else env.get("_HANDLER", "")
     _setup_sys_path(env.get("LAMBDA_TASK_ROOT") or os.getcwd())
+    sys.path.append(os.path.join(os.path.dirname(os.path.realpath(_THIS_FILE)), "modules"))
     invocation = _Invocation()
     json_format = env.get("AWS_LAMBDA_LOG_FORMAT", "").upper() == "JSON"
     _setup_logging(invocation, json_format, env.get("AWS_LAMBDA_LOG_LEVEL", ""))
@@ -629,6 +695,8 @@ def main():
             sys.stderr.write(f"Runtime API init/error failed: {post_failure}\n")
         return 1
     runtime = _Runtime(conn, handler, json_format, ensure_ascii, invocation)
+    if env.get("_LAMBDALITE_SNAPSTART_FD") and not _snap_start(runtime, json_format):
+        return 1
     try:
         while True:
             runtime.invoke_next()
