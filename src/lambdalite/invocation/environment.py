@@ -35,7 +35,7 @@ from lambdalite.invocation.platform_log import (
     timeout_line,
 )
 from lambdalite.invocation.runtime_api import Event, InitFailure, Outcome, RuntimeApi
-from lambdalite.invocation.runtime_env import log_stream_name, runtime_environment
+from lambdalite.invocation.runtime_env import log_stream_name, sandbox_environment
 from lambdalite.sandbox.base import Limits, PeerSocket, Sandbox, SandboxBackend, describe_exit
 
 log = logging.getLogger(__name__)
@@ -197,17 +197,8 @@ class ExecutionEnvironment:
             message = f"RequestId: {request_id} Error: Environment was shut down"
             return ("error", "Sandbox.Failure", error_payload("Sandbox.Failure", message))
         layout = backend.layout(spec.code_dir, self._runtime_dir, spec.opt_dir)
-        first = self.argv[0] if self.argv else ""
-        interpreter_dir = Path(layout.translate(first)).parent if first.startswith("/") else None
-        env = runtime_environment(
-            spec,
-            address,
-            self.log_stream,
-            layout.runtime_dir,
-            interpreter_dir,
-            task_root=layout.task_root,
-            opt_dir=layout.opt_dir,
-            init_type=self.init_type,
+        env = sandbox_environment(
+            spec, backend, self._runtime_dir, self.argv, address, self.log_stream, self.init_type
         )
         if spec.runtime:  # container images have no managed runtime version to announce
             self._emit(self._lines.init_start(time.time(), spec.function_name, self.init_type))

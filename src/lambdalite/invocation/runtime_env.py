@@ -13,6 +13,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from lambdalite.invocation.model import FunctionSpec
+from lambdalite.sandbox.base import SandboxBackend
 
 EXEC_WRAPPER = "AWS_LAMBDA_EXEC_WRAPPER"
 AWS_TASK_ROOT = "/var/task"
@@ -130,3 +131,29 @@ def _language_paths(runtime: str, opt_dir: str, runtime_dir: str, task_root: str
         ]
         return {"NODE_PATH": ":".join(modules)}
     return {}
+
+
+def sandbox_environment(
+    spec: FunctionSpec,
+    backend: SandboxBackend,
+    runtime_dir: Path,
+    argv: list[str],
+    api_address: str,
+    log_stream: str,
+    init_type: str = "on-demand",
+) -> dict[str, str]:
+    """``runtime_environment`` for a program ``backend`` will start: paths as the program
+    sees them, the interpreter's directory (``argv[0]``) first on ``PATH``."""
+    layout = backend.layout(spec.code_dir, runtime_dir, spec.opt_dir)
+    first = argv[0] if argv else ""
+    interpreter_dir = Path(layout.translate(first)).parent if first.startswith("/") else None
+    return runtime_environment(
+        spec,
+        api_address,
+        log_stream,
+        layout.runtime_dir,
+        interpreter_dir,
+        task_root=layout.task_root,
+        opt_dir=layout.opt_dir,
+        init_type=init_type,
+    )

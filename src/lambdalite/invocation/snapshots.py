@@ -31,7 +31,7 @@ from lambdalite.invocation.environment import ExecutionEnvironment
 from lambdalite.invocation.model import FunctionSpec, InvokeRequest, InvokeResult, LogSink
 from lambdalite.invocation.platform_log import PlatformLines, RestoreLines
 from lambdalite.invocation.runtime_api import RuntimeApi
-from lambdalite.invocation.runtime_env import log_stream_name, runtime_argv, runtime_environment
+from lambdalite.invocation.runtime_env import log_stream_name, runtime_argv, sandbox_environment
 from lambdalite.sandbox.base import Layout, Limits, OutputCallback, SandboxBackend
 from lambdalite.sandbox.process import ProcessSandboxBackend
 from lambdalite.sandbox.template import (
@@ -103,19 +103,9 @@ class Template:
             return SnapshotResult(False, "Sandbox.Failure", "SnapStart is not available here")
         api = self._api = RuntimeApi(self._settings.runtime_api_host, snapstart=True)
         address = await api.start()
-        layout = backend.layout(spec.code_dir, self._runtime_dir, spec.opt_dir)
-        first = self._argv[0] if self._argv else ""
-        interpreter_dir = Path(layout.translate(first)).parent if first.startswith("/") else None
-        env = runtime_environment(
-            spec,
-            address,
-            self.log_stream,
-            layout.runtime_dir,
-            interpreter_dir,
-            task_root=layout.task_root,
-            opt_dir=layout.opt_dir,
+        env = sandbox_environment(
+            spec, backend, self._runtime_dir, self._argv, address, self.log_stream, SNAP_START
         )
-        env[INIT_TYPE_VARIABLE] = SNAP_START
         self._emit(self._lines.init_start(time.time(), spec.function_name, SNAP_START))
         started = time.perf_counter()
         limits = Limits(memory_mb=spec.memory_mb, ephemeral_mb=spec.ephemeral_mb)
