@@ -138,3 +138,36 @@ def test_missing_node_major_is_a_create_error(lam: Any, name: str) -> None:
     message = exc.value.response["Error"]["Message"]
     assert f"Runtime {missing[0]} is not available" in message
     assert "LAMBDALITE_NODE_RUNTIMES" in message
+
+
+SLOW = """
+let started = 0;
+exports.handler = async (event) => {
+    started += 1;
+    if (event.sleep) {
+        await new Promise((resolve) => setTimeout(resolve, event.sleep));
+    }
+    return { started };
+};
+"""
+
+
+def test_timeout_resets_the_environment(lam: Any, name: str) -> None:
+    assert RUNTIME is not None
+    create(
+        lam,
+        name,
+        Runtime=RUNTIME,
+        Handler="index.handler",
+        Timeout=1,
+        Code={"ZipFile": zip_files({"index.js": SLOW})},
+    )
+    body, response, log = invoke(lam, name, {"sleep": 5000})
+    assert response["FunctionError"] == "Unhandled"
+    assert body["errorType"] == "Sandbox.Timedout"
+    assert body["errorMessage"].endswith("Task timed out after 1.00 seconds")
+    assert "Status: timeout" in log
+    # The timed-out environment was reset: the next invocation starts a fresh one.
+    body, response, log = invoke(lam, name, {})
+    assert "FunctionError" not in response and body == {"started": 1}
+    assert "Init Duration" in log
