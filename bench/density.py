@@ -82,7 +82,9 @@ def run(ctx: Context) -> None:
         ctx.log(f"density: {plan.density_probe} environments to size one")
         asyncio.run(hold(server, "density-probe", plan.density_probe, plan.start_window, 120))
         probe = snapshot(server)
-        per_env_kib = max(1, probe.env.pss_kib // max(1, probe.environments))
+        # What one more environment costs: its own processes. The rest (zygotes, sandboxes
+        # forked ahead of need, more of them right after a burst) does not grow with the count.
+        per_env_kib = max(1, probe.runtimes.pss_kib // max(1, probe.environments))
         room = budget_kib - probe.env.pss_kib - probe.server.pss_kib
         target = min(plan.scale_target, max(1, int(room / per_env_kib * 0.9)))
         note = "" if target == plan.scale_target else f"reduced from {plan.scale_target} to fit"

@@ -44,6 +44,7 @@ from lambdalite.core.arn import ArnFormatter
 from lambdalite.images import ImageStore
 from lambdalite.invocation.manager import EnvironmentManager
 from lambdalite.invocation.model import FunctionSpec
+from lambdalite.invocation.prestart import start_at_boot
 from lambdalite.observability.logsink import StoreLogSink
 from lambdalite.runtimes.python import launcher_path
 from lambdalite.runtimes.registry import RuntimeRegistry
@@ -86,6 +87,7 @@ def build(settings: Settings) -> Components:
         python_client = launcher_path()
         forkable = ForkableRuntime(python_client, python_client.with_name("zygote.py"))
         backend.use_zygotes(forkable, ahead_idle=settings.keep_alive)
+        start_at_boot(backend, store, runtimes.resolve, python_client.parent.parent)
     manager = EnvironmentManager(settings, sink, backend, command_for)
     arns = ArnFormatter(settings.region, settings.account_id)
     deps = Deps(settings, Catalog(store, arns), arns, code, runtimes, manager)

@@ -44,7 +44,11 @@ import os, random, time
 from snapshot_restore_py import register_before_snapshot, register_after_restore
 
 ORDER = []
-STATE = {"init_pid": os.getpid(), "init_random": random.random()}
+STATE = {
+    "init_pid": os.getpid(),
+    "init_pidns": os.readlink("/proc/self/ns/pid"),
+    "init_random": random.random(),
+}
 
 @register_before_snapshot
 def first_before():
@@ -74,6 +78,8 @@ def handler(event, context):
         "order": ORDER,
         "state": STATE,
         "pid": os.getpid(),
+        # Namespace sandboxes number processes per sandbox: this names the process for real.
+        "proc": (os.readlink("/proc/self/ns/pid"), os.getpid()),
         "init_type": os.environ.get("AWS_LAMBDA_INITIALIZATION_TYPE"),
         "stream": context.log_stream_name,
         "env_stream": os.environ.get("AWS_LAMBDA_LOG_STREAM_NAME"),
@@ -181,10 +187,6 @@ def _log_lines(logs: Any, name: str, wanted: str, count: int = 1) -> list[str]:
         time.sleep(0.2)
 
 
-def _snapstart_available(snap_server: ServerProcess) -> bool:
-    return "namespace sandbox" not in snap_server.output()
-
-
 # -- configuration ----------------------------------------------------------------------------
 def test_configuration_round_trip(lam: Any, fn: str) -> None:
     created = _create(lam, fn, HOOKED, SnapStart=SNAPSTART)
@@ -222,17 +224,6 @@ def test_publish_is_pending_then_active(lam: Any, fn: str, snap_server: ServerPr
     assert published["StateReasonCode"] == "Creating"
     assert published["SnapStart"] == {"ApplyOn": "PublishedVersions", "OptimizationStatus": "On"}
     version = published["Version"]
-    if not _snapstart_available(snap_server):
-        # Namespace sandboxes cannot restore yet: the version says so instead of pretending.
-        with pytest.raises(botocore.exceptions.WaiterError):
-            lam.get_waiter("function_active_v2").wait(
-                FunctionName=fn, Qualifier=version, WaiterConfig={"Delay": 1, "MaxAttempts": 30}
-            )
-        failed = lam.get_function_configuration(FunctionName=fn, Qualifier=version)
-        assert failed["State"] == "Failed"
-        assert failed["StateReasonCode"] == "InternalError"
-        assert "namespace" in failed["StateReason"]
-        return
     lam.get_waiter("function_active_v2").wait(FunctionName=fn, Qualifier=version)
     active = lam.get_function_configuration(FunctionName=fn, Qualifier=version)
     assert active["State"] == "Active"
@@ -247,8 +238,6 @@ def test_publish_is_pending_then_active(lam: Any, fn: str, snap_server: ServerPr
 
 # -- restores ---------------------------------------------------------------------------------
 def test_restored_environments(lam: Any, logs: Any, fn: str, snap_server: ServerProcess) -> None:
-    if not _snapstart_available(snap_server):
-        pytest.skip("SnapStart restores need the process sandbox on this server")
     _create(lam, fn, HOOKED, SnapStart=SNAPSTART)
     version = _publish_active(lam, fn)
     with ThreadPoolExecutor(2) as pool:
@@ -258,12 +247,13 @@ def test_restored_environments(lam: Any, logs: Any, fn: str, snap_server: Server
         assert result["order"] == ["before-2", "before-1", "after-1", "after-2"]
         assert result["init_type"] == "snap-start"
         assert result["stream"] == result["env_stream"]
-        assert result["pid"] != result["state"]["init_pid"]
+        assert result["proc"] != [result["state"]["init_pidns"], result["state"]["init_pid"]]
     # Both came from one initialization, yet each is an environment of its own.
     assert first["state"]["init_pid"] == second["state"]["init_pid"]
+    assert first["state"]["init_pidns"] == second["state"]["init_pidns"]
     assert first["state"]["init_random"] == second["state"]["init_random"]
     assert first["state"]["restored_random"] != second["state"]["restored_random"]
-    assert first["pid"] != second["pid"]
+    assert first["proc"] != second["proc"]
     assert first["stream"] != second["stream"]
     assert first["api"] != second["api"]
     lines = _log_lines(logs, fn, "Billed Restore Duration", 2)
@@ -277,14 +267,12 @@ def test_restored_environments(lam: Any, logs: Any, fn: str, snap_server: Server
     assert any(line.startswith("RESTORE_REPORT Restore Duration: ") for line in lines)
     # A warm invocation of a restored environment reports nothing of the restore.
     again = _invoke(lam, fn, version)
-    assert again["pid"] in (first["pid"], second["pid"])
+    assert again["proc"] in (first["proc"], second["proc"])
 
 
 def test_before_snapshot_error_fails_the_version(
     lam: Any, fn: str, snap_server: ServerProcess
 ) -> None:
-    if not _snapstart_available(snap_server):
-        pytest.skip("SnapStart restores need the process sandbox on this server")
     _create(lam, fn, FAILING_BEFORE, SnapStart=SNAPSTART)
     version = lam.publish_version(FunctionName=fn)["Version"]
     with pytest.raises(botocore.exceptions.WaiterError):
@@ -301,8 +289,6 @@ def test_before_snapshot_error_fails_the_version(
 
 
 def test_after_restore_error(lam: Any, logs: Any, fn: str, snap_server: ServerProcess) -> None:
-    if not _snapstart_available(snap_server):
-        pytest.skip("SnapStart restores need the process sandbox on this server")
     _create(lam, fn, FAILING_AFTER, SnapStart=SNAPSTART)
     version = _publish_active(lam, fn)
     with pytest.raises(lam.exceptions.SnapStartException) as info:
@@ -315,8 +301,6 @@ def test_after_restore_error(lam: Any, logs: Any, fn: str, snap_server: ServerPr
 
 
 def test_restore_timeout(lam: Any, fn: str, snap_server: ServerProcess) -> None:
-    if not _snapstart_available(snap_server):
-        pytest.skip("SnapStart restores need the process sandbox on this server")
     _create(lam, fn, SLOW_AFTER, SnapStart=SNAPSTART)
     version = _publish_active(lam, fn)
     with pytest.raises(botocore.exceptions.ClientError) as info:
@@ -328,8 +312,6 @@ def test_restore_timeout(lam: Any, fn: str, snap_server: ServerProcess) -> None:
 def test_tmp_is_private_to_each_restored_environment(
     lam: Any, fn: str, snap_server: ServerProcess
 ) -> None:
-    if not _snapstart_available(snap_server):
-        pytest.skip("SnapStart restores need the process sandbox on this server")
     if "namespace sandbox" not in snap_server.output():
         pytest.skip("process sandboxes share the host's /tmp by design")
     _create(lam, fn, HOOKED, SnapStart=SNAPSTART)
@@ -339,12 +321,10 @@ def test_tmp_is_private_to_each_restored_environment(
         first, second = pool.map(lambda e: _invoke(lam, fn, version, e), events)
     assert first["marker"] == "one"
     assert second["marker"] is None
-    assert first["pid"] != second["pid"]
+    assert first["proc"] != second["proc"]
 
 
 def test_pending_version_is_not_invocable(lam: Any, fn: str, snap_server: ServerProcess) -> None:
-    if not _snapstart_available(snap_server):
-        pytest.skip("SnapStart restores need the process sandbox on this server")
     slow = HOOKED.replace("ORDER = []", "ORDER = []\ntime.sleep(3)")
     _create(lam, fn, slow, SnapStart=SNAPSTART)
     version = lam.publish_version(FunctionName=fn)["Version"]
@@ -364,8 +344,6 @@ def test_snapstart_module_is_importable_without_snapstart(lam: Any, fn: str) -> 
 def test_restored_environment_has_the_versions_memory_limit(
     lam: Any, fn: str, snap_server: ServerProcess
 ) -> None:
-    if not _snapstart_available(snap_server):
-        pytest.skip("SnapStart restores need the process sandbox on this server")
     hungry = HOOKED.replace(
         '    time.sleep(event.get("sleep", 0))',
         '    hoard = [bytearray(16 << 20) for _ in range(event.get("chunks", 0))]\n'
@@ -383,21 +361,38 @@ def test_restored_environment_has_the_versions_memory_limit(
 
 
 def test_lost_template_is_made_again(lam: Any, fn: str, snap_server: ServerProcess) -> None:
-    if not _snapstart_available(snap_server):
-        pytest.skip("SnapStart restores need the process sandbox on this server")
     _create(lam, fn, HOOKED, SnapStart=SNAPSTART)
     version = _publish_active(lam, fn)
     first = _invoke(lam, fn, version)
-    template = first["state"]["init_pid"]
-    os.kill(template, signal.SIGKILL)  # the template (a process sandbox: a host process)
+    template = host_pid(first["state"]["init_pidns"], first["state"]["init_pid"])
+    os.kill(template, signal.SIGKILL)
     _wait_until_dead(template)
     with ThreadPoolExecutor(2) as pool:
         results = list(pool.map(lambda _: _invoke(lam, fn, version, {"sleep": 1}), range(2)))
-    fresh = [r for r in results if r["pid"] != first["pid"]]
+    fresh = [r for r in results if r["proc"] != first["proc"]]
     assert fresh, results
+    made = (first["state"]["init_pidns"], first["state"]["init_pid"])
     for result in fresh:
         assert result["init_type"] == "snap-start"
-        assert result["state"]["init_pid"] != first["state"]["init_pid"]
+        assert (result["state"]["init_pidns"], result["state"]["init_pid"]) != made
+
+
+def host_pid(pidns: str, pid: int) -> int:
+    """The host pid of the process numbered ``pid`` in the PID namespace ``pidns`` (the
+    ``/proc/<pid>/ns/pid`` link text): a namespace sandbox numbers its processes from 1."""
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            if os.readlink(f"/proc/{entry}/ns/pid") != pidns:
+                continue
+            with open(f"/proc/{entry}/status") as fh:
+                nspid = next(line for line in fh if line.startswith("NSpid:")).split()
+        except (OSError, StopIteration):
+            continue
+        if int(nspid[-1]) == pid:
+            return int(entry)
+    raise AssertionError(f"no process {pid} in {pidns}")
 
 
 def _wait_until_dead(pid: int) -> None:

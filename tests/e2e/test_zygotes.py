@@ -3,8 +3,9 @@ they see, and the exec path that remains (``zygotes=False``, exec wrappers, cras
 
 Proof of origin is structural, never timing: a forked runtime holds the zygote's frozen
 objects (``gc.get_freeze_count() > 0``; a new interpreter has none), and on the host its
-ancestry leads to the zygote of its interpreter (``launcher.py --preload=...``). The first
-cold starts of an interpreter are exec'd while its zygote starts (see ``forked``).
+ancestry leads to the zygote of its interpreter (``launcher.py --preload=...``). Cold starts
+that come while their zygote is still starting may be exec'd (see ``forked``); the zygotes of
+the server's own Python runtime and of stored functions' runtimes start at boot.
 """
 
 from __future__ import annotations
@@ -22,7 +23,9 @@ from typing import Any
 
 import pytest
 
+from lambdalite.invocation.prestart import OWN_RUNTIME
 from lambdalite.runtimes.registry import RuntimeRegistry
+from tests.e2e.asynchelp import wait_for
 from tests.e2e.harness import ServerProcess, create, zip_files
 from tests.unit.sandbox.conftest import require_namespaces
 
@@ -73,9 +76,9 @@ def inspect(server: ServerProcess, name: str) -> dict[str, Any]:
 
 
 def forked(server: ServerProcess, runtime: str = "python3.11") -> dict[str, Any]:
-    """A cold start forked from the zygote of ``runtime``'s interpreter. The first cold start
-    of an interpreter starts its zygote and is exec'd meanwhile; new functions are tried
-    until one comes from the zygote."""
+    """A cold start forked from the zygote of ``runtime``'s interpreter. A cold start that
+    comes while the zygote starts may be exec'd; new functions are tried until one comes from
+    the zygote."""
     deadline = time.monotonic() + 60
     while True:
         seen = inspect(server, deploy(server, runtime))
@@ -249,3 +252,39 @@ def test_process_backend_forks_from_its_zygote(tmp_path: Path) -> None:
         assert again["pid"] == seen["pid"]
     finally:
         server.stop()
+
+
+def serving(pid: int) -> bool:
+    """Whether a zygote is done starting: blocked on its socket, waiting for requests (it only
+    reads from it once preloaded and ready)."""
+    try:
+        return Path(f"/proc/{pid}/wchan").read_text() == "__skb_wait_for_more_packets"
+    except OSError:
+        return False
+
+
+def test_zygotes_start_at_boot_and_the_first_cold_start_forks(tmp_path: Path) -> None:
+    """Before any invocation, a booting server starts the zygote of its own Python runtime and
+    of every runtime its stored functions use; the first cold start after boot is forked."""
+    require_namespaces()
+    if OWN_RUNTIME not in AVAILABLE:
+        pytest.skip(f"no interpreter for {OWN_RUNTIME}")
+    other = next((r for r in sorted(AVAILABLE) if r != OWN_RUNTIME), OWN_RUNTIME)
+    data = tmp_path / "data"
+    own = os.path.realpath(AVAILABLE[OWN_RUNTIME])
+    first = ServerProcess(data, sandbox="namespace").start()
+    try:
+        wait_for(lambda: own in zygotes(first))  # no function exists yet
+        name = deploy(first, other)
+    finally:
+        first.stop()
+    second = ServerProcess(data, sandbox="namespace").start()
+    try:
+        wanted = {own, os.path.realpath(AVAILABLE[other])}
+        started = wait_for(lambda: wanted <= set(zygotes(second)) and zygotes(second))
+        wait_for(lambda: all(serving(pid) for pid in started.values()))
+        seen = inspect(second, name)  # the first invocation since boot: a cold start
+        assert seen["version"] == other and seen["mark"] == "seen"
+        assert seen["frozen"] > 0  # forked from the zygote started at boot
+    finally:
+        second.stop()

@@ -11,7 +11,7 @@ Every failure becomes an AWS-shaped JSON error; a stack trace never reaches the 
 from __future__ import annotations
 
 import logging
-import uuid
+import os
 from collections.abc import AsyncIterable, Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -27,6 +27,7 @@ from lambdalite.api.protocol import (
     serialize_error,
     serialize_response,
 )
+from lambdalite.api.serving import send_whole
 from lambdalite.api.spec import OperationSpec, ServiceSpec
 from lambdalite.api.stream_send import forward
 from lambdalite.api.validation import Validator
@@ -69,6 +70,16 @@ class _Disconnected(Exception):
     pass
 
 
+def new_request_id() -> str:
+    """A random (version 4) UUID in its text form, as ``str(uuid.uuid4())`` gives it but
+    without building a ``UUID`` object on every request."""
+    raw = bytearray(os.urandom(16))
+    raw[6] = (raw[6] & 0x0F) | 0x40
+    raw[8] = (raw[8] & 0x3F) | 0x80
+    h = raw.hex()
+    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
+
+
 class AwsAsgiApp:
     """Serves the Lambda rest-json API and the CloudWatch Logs awsJson API on one listener.
 
@@ -95,6 +106,7 @@ class AwsAsgiApp:
         self.spec = spec
         self.handlers = dict(handlers)
         self.extra_routes = tuple(extra_routes)
+        self._extra_prefixes = tuple(prefix for _, prefix, _ in self.extra_routes)
         self.max_body_bytes = max_body_bytes
         self._validator = validator or Validator()
         self._logs_validator = Validator(service_enums=())
@@ -118,11 +130,12 @@ class AwsAsgiApp:
     async def _http(self, scope: Scope, receive: Receive, send: Send) -> None:
         method: str = scope["method"]
         path: str = scope["path"]
-        for route_method, prefix, app in self.extra_routes:
-            if path.startswith(prefix) and route_method in (method, "*"):
-                await app(scope, receive, send)
-                return
-        request_id = str(uuid.uuid4())
+        if path.startswith(self._extra_prefixes):
+            for route_method, prefix, app in self.extra_routes:
+                if path.startswith(prefix) and route_method in (method, "*"):
+                    await app(scope, receive, send)
+                    return
+        request_id = new_request_id()
         headers = HeaderMap.from_asgi(scope["headers"])
         raw_query: bytes = scope.get("query_string", b"")
         query = parse_qs(raw_query.decode("latin-1"), keep_blank_values=True) if raw_query else {}
@@ -144,7 +157,7 @@ class AwsAsgiApp:
         except _Disconnected:
             return
         if isinstance(response, tuple):
-            await _send(send, response)
+            await _send(send, response, whole=method != "HEAD")
         else:
             await response(send)
 
@@ -309,12 +322,17 @@ def _header_bytes(value: str) -> bytes:
         return value.encode("utf-8")
 
 
-async def _send(send: Send, response: Response) -> None:
+async def _send(send: Send, response: Response, whole: bool = False) -> None:
     status, headers, body = response
     raw = _encode_headers(headers)
     raw.append((b"content-length", str(len(body)).encode("ascii")))
-    await send({"type": "http.response.start", "status": status, "headers": raw})
-    await send({"type": "http.response.body", "body": body})
+    start = {"type": "http.response.start", "status": status, "headers": raw}
+    message = {"type": "http.response.body", "body": body}
+    if whole:
+        await send_whole(send, start, message)
+    else:
+        await send(start)
+        await send(message)
 
 
 def _streamer(

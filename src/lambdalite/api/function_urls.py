@@ -10,10 +10,9 @@ from __future__ import annotations
 import json
 import logging
 import re
-import uuid
 from typing import Any
 
-from lambdalite.api.asgi import AsgiApp, Receive, Scope, Send
+from lambdalite.api.asgi import AsgiApp, Receive, Scope, Send, new_request_id
 from lambdalite.api.http_events import (
     BAD_GATEWAY,
     HttpRequest,
@@ -60,21 +59,22 @@ class FunctionUrlGateway:
         if scope["type"] != "http":
             await self.inner(scope, receive, send)
             return
-        headers = [(k.decode("latin-1"), v.decode("latin-1")) for k, v in scope["headers"]]
-        host = next((v for k, v in headers if k.lower() == "host"), "")
+        # Every API call passes here: find the host without decoding the other headers.
+        host = next((v for k, v in scope["headers"] if k.lower() == b"host"), b"").decode("latin-1")
         by_host = _HOST_RE.match(host)
         path = scope["path"]
-        by_path = None if by_host else _PATH_RE.match(path)
+        by_path = None if by_host or not path.startswith(PATH_PREFIX) else _PATH_RE.match(path)
         if by_host is None and by_path is None:
             await self.inner(scope, receive, send)
             return
+        headers = [(k.decode("latin-1"), v.decode("latin-1")) for k, v in scope["headers"]]
         if by_host is not None:
             url_id = by_host["id"]
         else:
             assert by_path is not None
             url_id, path = by_path["id"], by_path["rest"] or "/"
         body = await _read_body(receive, MAX_SYNC_PAYLOAD)
-        request_id = str(uuid.uuid4())
+        request_id = new_request_id()
         if body is None:
             response = error_response(413, "Request must be smaller than 6291456 bytes")
         else:

@@ -6,18 +6,40 @@ make up most of the API (an Invoke result, a configuration document) the head is
 until the body's first write, within the same turn of the event loop, and both leave
 together. A head that no body follows in that turn (a HEAD request, a stream whose first
 chunk is not ready) is written on the next turn, so nothing waits for a body that may never
-come.
+come; a head sent through ``send_whole`` is known to be followed by its body and waits for it.
 """
 
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable, Callable
+from contextvars import ContextVar
 from typing import Any
 
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 # Bodies up to this size are copied behind the head; larger ones are written after it.
 _JOIN_LIMIT = 64 * 1024
+# Set while ``send_whole`` sends a head whose body is sent right after it, by the same task.
+_BODY_FOLLOWS: ContextVar[bool] = ContextVar("lambdalite_body_follows", default=False)
+
+
+async def send_whole(
+    send: Callable[[dict[str, Any]], Awaitable[None]],
+    start: dict[str, Any],
+    body: dict[str, Any],
+) -> None:
+    """Send a buffered response: its head, then its whole body at once.
+
+    The head then waits for the body without a flush being scheduled for it, which saves a
+    pass of the event loop per response. Not for HEAD requests, whose body is never written.
+    """
+    token = _BODY_FOLLOWS.set(True)
+    try:
+        await send(start)
+    finally:
+        _BODY_FOLLOWS.reset(token)
+    await send(body)
 
 
 class _CoalescingTransport:
@@ -38,7 +60,8 @@ class _CoalescingTransport:
             self._transport.write(head)
         elif _is_response_head(data):
             self._head = bytes(data)
-            self._loop.call_soon(self._flush)
+            if not _BODY_FOLLOWS.get():
+                self._loop.call_soon(self._flush)
             return
         self._transport.write(data)
 

@@ -20,6 +20,7 @@ from botocore.loaders import Loader
 from botocore.model import OperationModel, ServiceModel, Shape, StructureShape
 
 _LABEL = re.compile(r"^\{([^{}]+?)(\+?)\}$")
+_PATHS_MAX = 1024
 
 
 @dataclass(frozen=True, slots=True)
@@ -225,6 +226,8 @@ class ServiceSpec:
             shape.error_code: shape for shape in model.error_shapes
         }
         self.router = Router(self.operations.values())
+        self._paths: dict[tuple[str, str | bytes], tuple[OperationSpec, dict[str, str]] | None]
+        self._paths = {}
 
     @classmethod
     def load(cls, service: str = "lambda", loader: Loader | None = None) -> ServiceSpec:
@@ -237,7 +240,21 @@ class ServiceSpec:
     def match(
         self, method: str, raw_path: str | bytes, query: Mapping[str, list[str]]
     ) -> tuple[OperationSpec, dict[str, str]] | None:
-        return self.router.match(method, raw_path, query)
+        """The operation a request names and its URI labels (a fresh dict per call).
+
+        Requests without a query string are remembered by method and path: warm clients
+        send the same few paths over and over (one per function they invoke)."""
+        if query:
+            return self.router.match(method, raw_path, query)
+        key = (method, raw_path)
+        if key in self._paths:
+            found = self._paths[key]
+        else:
+            found = self.router.match(method, raw_path, query)
+            if len(self._paths) >= _PATHS_MAX:
+                self._paths.clear()
+            self._paths[key] = found
+        return None if found is None else (found[0], dict(found[1]))
 
     def error_shape(self, code: str) -> StructureShape | None:
         return self._errors.get(code)

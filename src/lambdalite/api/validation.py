@@ -25,6 +25,8 @@ from lambdalite.core.errors import InvalidParameterValueException, ValidationExc
 # Shapes whose enum AWS checks in the service, not the front end, with its own wording.
 DEFAULT_SERVICE_ENUMS: frozenset[str] = frozenset({"Runtime"})
 _NOT_NULL = "Member must not be null"
+_VALID_MAX = 4096
+_KEY_TEXT_MAX = 256
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,11 +47,16 @@ class Validator:
         self._rules: dict[str, _Rules] = {}
         self._plans: dict[str, tuple[_MemberPlan, ...]] = {}
         self._service_enums = frozenset(service_enums)
+        # Inputs already found valid, by what their verdict depends on (see ``_known_key``).
+        self._valid: set[tuple[Any, ...]] = set()
 
     def validate(self, op: OperationSpec, params: Mapping[str, Any]) -> None:
         """Raise ``ValidationException`` listing every violation, or the service's own
         ``InvalidParameterValueException`` for enums it checks itself (unknown runtime)."""
         if op.input_shape is None:
+            return
+        known = self._known_key(op.input_shape, params)
+        if known is not None and known in self._valid:
             return
         errors: list[str] = []
         late: list[str] = []
@@ -60,6 +67,30 @@ class Validator:
             raise ValidationException(f"{count} validation {noun} detected: " + "; ".join(errors))
         if late:
             raise InvalidParameterValueException(late[0])
+        if known is not None:
+            if len(self._valid) >= _VALID_MAX:
+                self._valid.clear()
+            self._valid.add(known)
+
+    def _known_key(self, shape: Shape, params: Mapping[str, Any]) -> tuple[Any, ...] | None:
+        """What the verdict on ``params`` depends on, when that is only short strings and
+        numbers (or absent members): such inputs repeat (a warm client invokes the same
+        function with the same options) and their verdict can be remembered. None when a
+        value that is checked is anything else (a structure, a list, a long string)."""
+        key: list[Any] = [shape.name]
+        for name, _, _, required, _, checked in self._plan_for(shape):
+            if not (checked or required):
+                continue
+            item = params.get(name)
+            if not checked:
+                key.append(item is None)
+            elif item is None or (type(item) is str and len(item) <= _KEY_TEXT_MAX):
+                key.append(item)
+            elif type(item) in (int, bool):
+                key.append((type(item), item))  # True == 1, but not as an input
+            else:
+                return None
+        return tuple(key)
 
     def errors(self, op: OperationSpec, params: Mapping[str, Any]) -> list[str]:
         """The individual violation messages, without raising (useful for callers and tests)."""

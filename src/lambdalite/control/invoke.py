@@ -11,6 +11,7 @@ import logging
 import os
 import random
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -23,7 +24,7 @@ from lambdalite.control.images import ImageFunctions, is_image_code
 from lambdalite.control.layers import LayerService
 from lambdalite.control.limiter import ConcurrencyLimiter
 from lambdalite.control.limits import MAX_ASYNC_PAYLOAD, MAX_SYNC_PAYLOAD
-from lambdalite.control.recursion import RecursionService, lineage_of, too_deep
+from lambdalite.control.recursion import Lineage, RecursionService, lineage_of, too_deep
 from lambdalite.core.arn import LATEST, VERSION_RE, FunctionRef, parse_function
 from lambdalite.core.errors import (
     InvalidRequestContentException,
@@ -51,16 +52,26 @@ RECURSION_MESSAGE = (
 )
 
 
+_IDENTIFIED_MAX = 4096
+
+
+@dataclass(frozen=True, slots=True)
+class _Identified:
+    """What an Invoke's FunctionName and Qualifier say, before any lookup."""
+
+    ref: FunctionRef
+    invoked_arn: str
+    root_lineage: Lineage  # the lineage of a call that carries none
+
+
 class EventSink(Protocol):
     async def submit(self, event: AsyncEvent, payload: bytes) -> None:
         """Store an accepted asynchronous event durably; return once committed."""
 
 
 def new_trace_id() -> str:
-    return (
-        f"Root=1-{int(time.time()):08x}-{os.urandom(12).hex()};"
-        f"Parent={os.urandom(8).hex()};Sampled=0"
-    )
+    rand = os.urandom(20).hex()  # the root's 96 bits and the parent's 64
+    return f"Root=1-{int(time.time()):08x}-{rand[:24]};Parent={rand[24:]};Sampled=0"
 
 
 class InvokeService:
@@ -84,16 +95,36 @@ class InvokeService:
         self._specs: dict[tuple[str, str], tuple[str, FunctionSpec]] = {}
         # Where Event invocations go; set by the control plane once delivery exists.
         self.events: EventSink | None = None
+        self._identified: dict[tuple[str, str | None], _Identified] = {}
 
     # -- resolution -----------------------------------------------------------------------
     def resolve(self, identifier: str, qualifier: str | None) -> tuple[Resolved, str]:
         """The version that runs and the ARN the caller invoked."""
         return self._resolve_ref(parse_function(identifier, qualifier))
 
-    def _resolve_ref(self, ref: FunctionRef) -> tuple[Resolved, str]:
-        self.deps.arns.check_ref(ref)
+    def _identify(self, identifier: str, qualifier: str | None) -> _Identified:
+        """Parse and check a function identifier once per distinct (identifier, qualifier):
+        every step is a pure function of the two, and warm invocations repeat them."""
+        key = (identifier, qualifier)
+        known = self._identified.get(key)
+        if known is None:
+            ref = parse_function(identifier, qualifier)
+            arns = self.deps.arns
+            arns.check_ref(ref)
+            function_arn = arns.function(ref.name)
+            known = _Identified(
+                ref, arns.function(ref.name, ref.qualifier), lineage_of(None, function_arn)
+            )
+            if len(self._identified) >= _IDENTIFIED_MAX:
+                self._identified.clear()
+            self._identified[key] = known
+        return known
+
+    def _resolve_ref(self, ref: FunctionRef, invoked: str | None = None) -> tuple[Resolved, str]:
+        if invoked is None:
+            self.deps.arns.check_ref(ref)
+            invoked = self.deps.arns.function(ref.name, ref.qualifier)
         q = ref.qualifier
-        invoked = self.deps.arns.function(ref.name, q)
         if q is None or q == LATEST:
             return self.catalog.version(ref.name, LATEST), invoked
         if VERSION_RE.match(q):
@@ -176,8 +207,9 @@ class InvokeService:
     ) -> dict[str, Any]:
         """Invoke (``sink``, when given, receives a streamed response as it arrives)."""
         kind = params.get("InvocationType") or "RequestResponse"
-        ref = parse_function(params["FunctionName"], params.get("Qualifier"))
-        resolved, invoked_arn = self._resolve_ref(ref)
+        known = self._identify(params["FunctionName"], params.get("Qualifier"))
+        ref = known.ref
+        resolved, invoked_arn = self._resolve_ref(ref, known.invoked_arn)
         payload = params.get("Payload") or b""
         limit = MAX_ASYNC_PAYLOAD if kind == "Event" else MAX_SYNC_PAYLOAD
         if len(payload) > limit:
@@ -190,7 +222,8 @@ class InvokeService:
             return {"StatusCode": 204}
         name = resolved.function.key
         qualifier = ref.qualifier
-        lineage = lineage_of(trace, self.deps.arns.function(name))
+        arn = self.deps.arns.function(name) if trace else ""
+        lineage = lineage_of(trace, arn) if trace else known.root_lineage
         trace_id = lineage.trace(trace or new_trace_id())
         if kind == "Event":
             if self.events is None:
@@ -243,8 +276,11 @@ class InvokeService:
         if self.hot_reload is not None and is_hot_reload(resolved.code):
             await self.hot_reload.catch_up()  # edits retire warm environments first
         fresh = not self.deps.invoker.has_idle(spec)
-        with self.limiter.lease(spec.function_name, qualifier, new_environment=fresh):
+        held = self.limiter.acquire(spec.function_name, qualifier, new_environment=fresh)
+        try:
             result = await self.deps.invoker.invoke(spec, request)
+        finally:
+            self.limiter.release(held)
         if self.snapstart is not None:
             self.snapstart.after_invoke(result)
         return result

@@ -26,6 +26,10 @@ from contextlib import contextmanager
 
 from lambdalite.core.errors import TooManyRequestsException
 
+# What ``acquire`` took: the (function, qualifier) slot, whether it counts against the
+# unreserved pool, whether it is a provisioned unit.
+Lease = tuple[tuple[str, str], bool, bool]
+
 CONCURRENT = "ConcurrentInvocationLimitExceeded"
 RESERVED = "ReservedFunctionConcurrentInvocationLimitExceeded"
 RATE = "FunctionInvocationRateLimitExceeded"
@@ -135,6 +139,17 @@ class ConcurrencyLimiter:
         ``new_environment`` says the invocation would start an environment, which the
         scaling rate limits.
         """
+        held = self.acquire(function, qualifier, new_environment=new_environment)
+        try:
+            yield
+        finally:
+            self.release(held)
+
+    def acquire(
+        self, function: str, qualifier: str | None = None, *, new_environment: bool = False
+    ) -> Lease:
+        """``lease`` without the context manager, for the invoke path: every ``acquire``
+        that returns must be followed by one ``release`` of what it returned."""
         reserved = self.reservations.get(function)
         running = self.running.get(function, 0)
         slot = (function, qualifier or "")
@@ -156,19 +171,21 @@ class ConcurrencyLimiter:
             self.unreserved_running += 1
         if use_provisioned:
             self.running_provisioned[slot] = self.running_provisioned.get(slot, 0) + 1
-        try:
-            yield
-        finally:
-            left = self.running[function] - 1
-            if left:
-                self.running[function] = left
+        return (slot, shared, use_provisioned)
+
+    def release(self, held: Lease) -> None:
+        slot, shared, use_provisioned = held
+        function = slot[0]
+        left = self.running[function] - 1
+        if left:
+            self.running[function] = left
+        else:
+            del self.running[function]
+        if shared:
+            self.unreserved_running -= 1
+        if use_provisioned:
+            count = self.running_provisioned[slot] - 1
+            if count:
+                self.running_provisioned[slot] = count
             else:
-                del self.running[function]
-            if shared:
-                self.unreserved_running -= 1
-            if use_provisioned:
-                held = self.running_provisioned[slot] - 1
-                if held:
-                    self.running_provisioned[slot] = held
-                else:
-                    del self.running_provisioned[slot]
+                del self.running_provisioned[slot]

@@ -313,8 +313,7 @@ class ExecutionEnvironment:
             sink=request.sink,
         )
         outcome = api.submit(event)
-        waits: list[asyncio.Future[Any]] = [outcome, exited]
-        await asyncio.wait(waits, timeout=spec.timeout_s, return_when="FIRST_COMPLETED")
+        await api.wait_answer(outcome, exited, spec.timeout_s)
         duration = (time.perf_counter() - started) * 1000
         if outcome.done():
             self._drain()

@@ -18,11 +18,12 @@ import socket
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from http import HTTPStatus
-from typing import Any
+from typing import Any, cast
 
 _MAX_HEAD = 64 * 1024
 _MAX_BACKLOG = 1024 * 1024
 _CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
+_REASONS = {status.value: status.phrase for status in HTTPStatus}
 
 
 @dataclass
@@ -46,7 +47,40 @@ class Response:
     headers: list[tuple[str, str]] = field(default_factory=list)
 
 
-Handler = Callable[[Request], "Response | Awaitable[Response]"]
+class PendingResponse:
+    """A response a handler gives later (a long poll), written the moment it is given.
+
+    A future would have the answer written one callback later, on a further pass of the
+    event loop; resolving this writes it at once, in the resolver's own turn, so a runtime
+    waiting in ``/next`` gets its event as soon as the invocation hands it over.
+    """
+
+    __slots__ = ("_response", "_write")
+
+    def __init__(self) -> None:
+        self._response: Response | None = None
+        self._write: Callable[[Response], None] | None = None
+
+    def done(self) -> bool:
+        return self._response is not None
+
+    def set_result(self, response: Response) -> None:
+        if self._response is not None:
+            raise RuntimeError("the response was already given")
+        self._response = response
+        write, self._write = self._write, None
+        if write is not None:
+            write(response)
+
+    def bind(self, write: Callable[[Response], None]) -> None:
+        """Called by the server: where the response goes once given (at once if it was)."""
+        if self._response is not None:
+            write(self._response)
+        else:
+            self._write = write
+
+
+Handler = Callable[[Request], "Response | Awaitable[Response] | PendingResponse"]
 # Given a request whose head has arrived, returns where its chunked body should go as it
 # arrives (the request then reaches the handler with an empty body), or None to buffer it.
 BodyRouter = Callable[[Request], "Callable[[bytes], None] | None"]
@@ -87,11 +121,12 @@ class HttpProtocol(asyncio.Protocol):
 
     # -- transport callbacks ----------------------------------------------------------------
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
-        self._transport = transport
-        sock = transport.get_extra_info("socket")
+        # A stream transport (not necessarily a subclass of ``asyncio.Transport``: event
+        # loops other than asyncio's own bring their own classes).
+        stream = self._transport = cast(asyncio.Transport, transport)
+        sock = stream.get_extra_info("socket")
         if self._accept is not None and (sock is None or not self._accept(sock)):
-            transport.abort()  # not a client this server talks to: drop it unanswered
+            stream.abort()  # not a client this server talks to: drop it unanswered
             return
         if sock is not None:
             with contextlib.suppress(OSError):
@@ -256,36 +291,50 @@ class HttpProtocol(asyncio.Protocol):
             self._send(result, close=not keep_alive)
             return
         self._busy = True
+        if isinstance(result, PendingResponse):
+            result.bind(lambda response: self._given(response, keep_alive))
+            return
         task = asyncio.ensure_future(result)
         task.add_done_callback(lambda t: self._finish(t, keep_alive))
 
     def _finish(self, task: asyncio.Future[Response], keep_alive: bool) -> None:
-        self._busy = False
-        if self._paused and self._transport is not None:
-            self._paused = False
-            self._transport.resume_reading()
         if task.cancelled() or task.exception() is not None:
             response = Response(500, b'{"errorMessage":"internal error","errorType":"Unknown"}')
         else:
             response = task.result()
-        self._send(response, close=not keep_alive)
+        self._complete(response, keep_alive)
         if self._buffer:
             self._parse()
+
+    def _given(self, response: Response, keep_alive: bool) -> None:
+        """A pending response was given, possibly from deep inside another handler: write
+        it now, but parse whatever else arrived meanwhile on a later turn."""
+        self._complete(response, keep_alive)
+        if self._buffer:
+            asyncio.get_running_loop().call_soon(self._parse)
+
+    def _complete(self, response: Response, keep_alive: bool) -> None:
+        self._busy = False
+        if self._paused and self._transport is not None:
+            self._paused = False
+            self._transport.resume_reading()
+        self._send(response, close=not keep_alive)
 
     def _send(self, response: Response, close: bool) -> None:
         transport = self._transport
         if transport is None:
             return
-        reason = HTTPStatus(response.status).phrase
-        lines = [f"HTTP/1.1 {response.status} {reason}"]
-        if response.body or response.status not in (204, 304):
-            lines.append(f"Content-Type: {response.content_type}")
-        lines.append(f"Content-Length: {len(response.body)}")
-        lines.extend(f"{name}: {value}" for name, value in response.headers)
+        status, body = response.status, response.body
+        reason = _REASONS.get(status) or HTTPStatus(status).phrase
+        head = f"HTTP/1.1 {status} {reason}\r\n"
+        if body or status not in (204, 304):
+            head += f"Content-Type: {response.content_type}\r\n"
+        head += f"Content-Length: {len(body)}\r\n"
+        for name, value in response.headers:
+            head += f"{name}: {value}\r\n"
         if close:
-            lines.append("Connection: close")
-        head = ("\r\n".join(lines) + "\r\n\r\n").encode()
-        transport.write(head + response.body)
+            head += "Connection: close\r\n"
+        transport.write((head + "\r\n").encode() + body)
         if close:
             self._closing = True
             transport.close()

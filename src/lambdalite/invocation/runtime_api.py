@@ -20,7 +20,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from lambdalite.invocation.http11 import HttpServer, Request, Response
+from lambdalite.invocation.http11 import HttpServer, PendingResponse, Request, Response
 from lambdalite.invocation.model import ResponseSink
 from lambdalite.sandbox.base import PeerSocket
 
@@ -133,9 +133,13 @@ class RuntimeApi:
         self.init_failed: asyncio.Future[InitFailure] = loop.create_future()
         self._queued: Event | None = None
         self._current: Event | None = None
-        self._waiter: asyncio.Future[Event] | None = None
+        # A parked /next: resolves with the answer to write (an event, or why there is none).
+        self._waiter: PendingResponse | None = None
+        self._hang_up: Callable[[], None] = _nothing  # stops watching the parked poll's client
         # The Extensions API (2020-01-01) on this listener, when the function has extensions.
         self.extensions: ExtensionsApi | None = None
+        # Set while an invocation waits in ``wait_answer``: resolved as the answer is taken.
+        self._answered: asyncio.Future[None] | None = None
 
     async def start(self, sock: socket.socket | None = None, address: str = "") -> str:
         """Listen on a free port, or serve the listening ``sock`` made elsewhere (whose
@@ -153,21 +157,57 @@ class RuntimeApi:
         waiter, self._waiter = self._waiter, None
         if waiter is not None and not waiter.done():
             self._current = event
-            waiter.set_result(event)
+            self._hang_up()
+            waiter.set_result(self._deliver(event))
         else:
             self._queued = event
         if self.extensions is not None:  # also waits for the extensions' INVOKE
             return self.extensions.invoke(event)
         return event.outcome
 
+    async def wait_answer(
+        self, outcome: asyncio.Future[Outcome], exited: asyncio.Future[Any], timeout: float
+    ) -> None:
+        """Wait until ``outcome`` (what ``submit`` returned) is resolved, ``exited`` is, or
+        ``timeout`` seconds pass, whichever comes first.
+
+        ``asyncio.wait`` would learn of the answer through a callback and only then wake the
+        waiting task, one more pass of the event loop per invocation; here the answer wakes
+        it directly."""
+        if outcome.done() or exited.done():
+            return
+        event = self._queued or self._current  # the one ``submit`` took
+        if self.extensions is not None or event is None or outcome is not event.outcome:
+            either: list[asyncio.Future[Any]] = [outcome, exited]
+            await asyncio.wait(either, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
+            return
+        loop = asyncio.get_running_loop()
+        woken = self._answered = loop.create_future()
+
+        def wake(_: object = None) -> None:
+            if not woken.done():
+                woken.set_result(None)
+
+        timer = loop.call_later(timeout, wake)
+        exited.add_done_callback(wake)
+        try:
+            await woken
+        finally:
+            timer.cancel()
+            exited.remove_done_callback(wake)
+            if self._answered is woken:
+                self._answered = None
+
     async def close(self) -> None:
         """Stop listening and drop every connection (a runtime blocked in /next included)."""
-        if self._waiter is not None and not self._waiter.done():
-            self._waiter.cancel()
+        waiter, self._waiter = self._waiter, None
+        if waiter is not None and not waiter.done():
+            self._hang_up()
+            waiter.set_result(api_error(500, "InternalServerError", "Environment is shutting down"))
         await self._server.close()
 
     # -- routing ------------------------------------------------------------------------------
-    def _handle(self, request: Request) -> Response | Awaitable[Response]:
+    def _handle(self, request: Request) -> Response | Awaitable[Response] | PendingResponse:
         path = request.path
         if self.extensions is not None and path.startswith("/2020-01-01/extension/"):
             return self.extensions.handle(request)
@@ -227,7 +267,7 @@ class RuntimeApi:
         return feed
 
     # -- endpoints ----------------------------------------------------------------------------
-    def _next(self, request: Request) -> Response | Awaitable[Response]:
+    def _next(self, request: Request) -> Response | PendingResponse:
         if self.init_failed.done():
             return api_error(403, "InvalidStateTransition", "Initialization already failed")
         current = self._current
@@ -248,31 +288,42 @@ class RuntimeApi:
         if event is not None:
             self._current = event
             return self._deliver(event)
-        self._waiter = asyncio.get_running_loop().create_future()
-        return self._wait_next(self._waiter, request)
+        return self._park(request)
 
-    async def _wait_next(self, waiter: asyncio.Future[Event], request: Request) -> Response:
+    def _park(self, request: Request) -> PendingResponse:
+        """Hold a ``/next`` until an event is submitted (or the runtime hangs up, or the
+        environment closes). Not a task: the event is written to the runtime from within
+        ``submit``, and a warm invocation costs no coroutine for its long poll."""
+        waiter = self._waiter = PendingResponse()
         gone = request.disconnected
-        if gone is not None:
-            either: list[asyncio.Future[Any]] = [waiter, gone]
-            await asyncio.wait(either, return_when=asyncio.FIRST_COMPLETED)
+        if gone is None:
+            return waiter
+
+        def hung_up(_: object = None) -> None:
+            # The runtime hung up: forget this poll, any event stays queued.
+            if self._waiter is waiter:
+                self._waiter = None
+                self._hang_up = _nothing
             if not waiter.done():
-                # The runtime hung up: forget this poll, any event stays queued.
-                waiter.cancel()
-                if self._waiter is waiter:
-                    self._waiter = None
-                return api_error(500, "InternalServerError", "Connection closed")
-        try:
-            event = await waiter
-        except asyncio.CancelledError:
-            return api_error(500, "InternalServerError", "Environment is shutting down")
-        return self._deliver(event)
+                waiter.set_result(api_error(500, "InternalServerError", "Connection closed"))
+
+        if gone.done():
+            hung_up()
+            return waiter
+        gone.add_done_callback(hung_up)
+
+        def watched() -> None:
+            self._hang_up = _nothing
+            gone.remove_done_callback(hung_up)
+
+        self._hang_up = watched
+        return waiter
 
     @staticmethod
     def _deliver(event: Event) -> Response:
         return Response(200, event.payload, "application/json", event.headers())
 
-    def _answer(self, request: Request, request_id: str, action: str) -> Response:
+    def _answer(self, request: Request, request_id: str, action: str) -> Response | PendingResponse:
         if not self.ready.done():
             return api_error(
                 403, "InvalidStateTransition", f"Cannot post {action} before the first /next"
@@ -288,6 +339,7 @@ class RuntimeApi:
         event.answered = True
         if request.too_large or event.overflowed:
             event.outcome.set_result(Outcome("too_large"))
+            self._wake()
             limit = self.max_stream if event.overflowed else self.max_payload
             return api_error(
                 413,
@@ -303,7 +355,22 @@ class RuntimeApi:
         else:
             outcome = Outcome("response", request.body, content_type)
         event.outcome.set_result(outcome)
-        return Response(202, _OK)
+        if not self._wake():
+            return Response(202, _OK)
+        # The invocation just woken runs first on the next pass of the loop and writes its
+        # caller's response at once; the runtime's 202 follows it, so the caller does not
+        # wait for the runtime to be answered (and scheduled) first.
+        accepted = PendingResponse()
+        asyncio.get_running_loop().call_soon(accepted.set_result, Response(202, _OK))
+        return accepted
+
+    def _wake(self) -> bool:
+        """Wake the invocation waiting in ``wait_answer``; False when none was."""
+        woken = self._answered
+        if woken is None or woken.done():
+            return False
+        woken.set_result(None)
+        return True
 
     def _restore(self, request: Request, rest: str) -> Response:
         """``restore/next`` ends INIT of a SnapStart template: the snapshot is taken there (its
@@ -336,6 +403,10 @@ def _trailer_body(request: Request) -> bytes:
         return base64.b64decode(raw, validate=True)
     except (binascii.Error, ValueError):
         return raw.encode()
+
+
+def _nothing() -> None:
+    pass
 
 
 def _method_not_allowed() -> Response:

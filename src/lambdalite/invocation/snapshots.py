@@ -32,7 +32,10 @@ from lambdalite.invocation.model import FunctionSpec, InvokeRequest, InvokeResul
 from lambdalite.invocation.platform_log import PlatformLines, RestoreLines
 from lambdalite.invocation.runtime_api import RuntimeApi
 from lambdalite.invocation.runtime_env import log_stream_name, runtime_argv, sandbox_environment
-from lambdalite.sandbox.base import Layout, Limits, OutputCallback, SandboxBackend
+from lambdalite.sandbox.base import Layout, Limits, OutputCallback, PeerSocket, SandboxBackend
+from lambdalite.sandbox.namespace import NamespaceSandboxBackend
+from lambdalite.sandbox.namespace_restored import RestoredNamespaceSandbox
+from lambdalite.sandbox.namespace_template import NamespaceTemplate, spawn_namespace_template
 from lambdalite.sandbox.process import ProcessSandboxBackend
 from lambdalite.sandbox.template import (
     RestoredSandbox,
@@ -84,7 +87,8 @@ class Template:
         self.log_stream = log_stream_name(spec.version, time.time())
         self._lines = PlatformLines(spec.log_format, spec.runtime, spec.region, spec.version)
         self._api: RuntimeApi | None = None
-        self.sandbox: TemplateSandbox | None = None
+        self.sandbox: TemplateSandbox | NamespaceTemplate | None = None
+        self._serving: asyncio.Task[None] | None = None
 
     @property
     def alive(self) -> bool:
@@ -99,10 +103,14 @@ class Template:
     async def start(self) -> SnapshotResult:
         """Run INIT and the before-snapshot hooks; the template is usable when ``ok``."""
         spec, backend = self.spec, self._backend
-        if not isinstance(backend, ProcessSandboxBackend) or backend.runtime_api_address:
+        if not isinstance(backend, ProcessSandboxBackend):
             return SnapshotResult(False, "Sandbox.Failure", "SnapStart is not available here")
-        api = self._api = RuntimeApi(self._settings.runtime_api_host, snapstart=True)
-        address = await api.start()
+        api = self._api = RuntimeApi(
+            self._settings.runtime_api_host, accept=self._owns, snapstart=True
+        )
+        # An isolated sandbox brings its own listener, at a fixed address (as environments do).
+        fixed_address = backend.runtime_api_address
+        address = fixed_address or await api.start()
         env = sandbox_environment(
             spec, backend, self._runtime_dir, self._argv, address, self.log_stream, SNAP_START
         )
@@ -110,11 +118,28 @@ class Template:
         started = time.perf_counter()
         limits = Limits(memory_mb=spec.memory_mb, ephemeral_mb=spec.ephemeral_mb)
         try:
-            sandbox = self.sandbox = spawn_template(
-                backend, self._argv, env, spec.code_dir, limits, self._emit, label="snap"
-            )
+            sandbox: TemplateSandbox | NamespaceTemplate
+            if isinstance(backend, NamespaceSandboxBackend):
+                sandbox = spawn_namespace_template(
+                    backend,
+                    self._argv,
+                    env,
+                    spec.code_dir,
+                    limits,
+                    self._emit,
+                    label="snap",
+                    runtime_dir=self._runtime_dir,
+                    opt_dir=spec.opt_dir,
+                )
+            else:
+                sandbox = spawn_template(
+                    backend, self._argv, env, spec.code_dir, limits, self._emit, label="snap"
+                )
+            self.sandbox = sandbox
         except (OSError, TemplateUnsupported) as exc:
             return self._failed(started, "error", "Runtime.InvalidEntrypoint", str(exc))
+        if fixed_address is not None:
+            self._serving = asyncio.ensure_future(self._serve_listener(api, fixed_address))
         exited = asyncio.ensure_future(sandbox.wait())
         timeout = max(MIN_SNAPSHOT_INIT_S, float(spec.timeout_s))
         waits: list[asyncio.Future[Any]] = [api.ready, api.init_failed, exited]
@@ -148,6 +173,19 @@ class Template:
             started, "timeout", "Sandbox.Timedout", f"INIT timed out after {timeout:.2f} seconds"
         )
 
+    def _owns(self, conn: PeerSocket) -> bool:
+        return self.sandbox is not None and self.sandbox.owns_connection(conn)
+
+    async def _serve_listener(self, api: RuntimeApi, address: str) -> None:
+        """Serve the listener the template's sandbox made in its own network namespace."""
+        assert self.sandbox is not None
+        try:
+            sock = await self.sandbox.runtime_api_socket()
+            if sock is not None:
+                await api.start(sock=sock, address=address)
+        except Exception:
+            log.exception("cannot serve the Runtime API of a SnapStart template")
+
     def _failed(self, started: float, status: str, error_type: str, message: str) -> SnapshotResult:
         init_ms = (time.perf_counter() - started) * 1000
         shown = None if status == "timeout" else error_type
@@ -156,13 +194,15 @@ class Template:
 
     def fork(
         self, env: Mapping[str, str], on_output: OutputCallback, limits: Limits, label: str
-    ) -> RestoredSandbox:
+    ) -> RestoredSandbox | RestoredNamespaceSandbox:
         if self.sandbox is None:
             raise OSError("the SnapStart template was never started")
         return self.sandbox.fork({**env, INIT_TYPE_VARIABLE: SNAP_START}, on_output, limits, label)
 
     async def destroy(self) -> None:
         try:
+            if self._serving is not None:
+                self._serving.cancel()
             if self.sandbox is not None:
                 self.sandbox.kill()
                 await self.sandbox.destroy()
@@ -199,7 +239,7 @@ class _ForkBackend:
         label: str = "",
         runtime_dir: Path | None = None,
         opt_dir: Path | None = None,
-    ) -> RestoredSandbox:
+    ) -> RestoredSandbox | RestoredNamespaceSandbox:
         return self._template.fork(env, on_output, limits, label)
 
     def layout(self, code_dir: Path, runtime_dir: Path, opt_dir: Path | None = None) -> Layout:
@@ -286,12 +326,8 @@ class SnapshotStore:
     @property
     def available(self) -> str:
         """Empty when this server can restore from snapshots, else why it cannot."""
-        backend = self._backend
-        if type(backend) is not ProcessSandboxBackend:
-            return (
-                "SnapStart restores need the process sandbox; namespace sandboxes cannot fork "
-                "a template that ran function code into a sandbox of its own yet"
-            )
+        if not isinstance(self._backend, ProcessSandboxBackend):  # namespace ones included
+            return "SnapStart restores need the process or the namespace sandbox"
         return ""
 
     def ready(self, spec: FunctionSpec) -> bool:

@@ -24,12 +24,16 @@ reported unavailable and the caller falls back to polling.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import errno
+import logging
 import os
 import signal
 from dataclasses import dataclass
 from pathlib import Path
+
+log = logging.getLogger(__name__)
 
 ROOT_NAME = "lambdalite"
 _MIB = 1024 * 1024
@@ -94,7 +98,7 @@ def _join(mount_point: str, mount_root: str, path: str) -> Path:
     return Path(mount_point) / rel if rel else Path(mount_point)
 
 
-def _write(path: Path, value: str) -> None:
+def _write(path: Path | str, value: str) -> None:
     # O_TRUNC as a shell's ">" does: meaningless to cgroupfs, right for anything else.
     fd = os.open(path, os.O_WRONLY | os.O_TRUNC)
     try:
@@ -103,7 +107,7 @@ def _write(path: Path, value: str) -> None:
         os.close(fd)
 
 
-def _try_write(path: Path, value: str) -> bool:
+def _try_write(path: Path | str, value: str) -> bool:
     try:
         _write(path, value)
     except OSError:
@@ -232,34 +236,41 @@ class Cgroup:
         Memory is the one limit that must hold; the others are set when the controller is
         there (a host without the pids or cpu controller still runs functions).
         """
+        # Plain strings: this runs for every sandbox, often in a burst.
         for directory in self.dirs:
-            directory.mkdir(exist_ok=True)
+            with contextlib.suppress(FileExistsError):
+                os.mkdir(directory)
         limit = str(limits_memory_mb * _MIB)
+        memory = f"{self.memory_dir}/"
         if self.version == 1:
-            _write(self.memory_dir / "memory.limit_in_bytes", limit)
+            _write(memory + "memory.limit_in_bytes", limit)
             # Without swap the limit is a hard RSS ceiling, as in Lambda.
-            _try_write(self.memory_dir / "memory.swappiness", "0")
-            _try_write(self.memory_dir / "memory.memsw.limit_in_bytes", limit)
+            _try_write(memory + "memory.swappiness", "0")
+            _try_write(memory + "memory.memsw.limit_in_bytes", limit)
             if self.pids_dir is not None:
-                _try_write(self.pids_dir / "pids.max", str(nproc))
+                _try_write(f"{self.pids_dir}/pids.max", str(nproc))
             if self.cpu_dir is not None:
-                _try_write(self.cpu_dir / "cpu.shares", str(cpu_shares(limits_memory_mb)))
+                _try_write(f"{self.cpu_dir}/cpu.shares", str(cpu_shares(limits_memory_mb)))
         else:
-            _write(self.memory_dir / "memory.max", limit)
-            _try_write(self.memory_dir / "memory.swap.max", "0")
+            _write(memory + "memory.max", limit)
+            _try_write(memory + "memory.swap.max", "0")
             # One OOM kill takes the whole sandbox down, like the platform's reset.
-            _try_write(self.memory_dir / "memory.oom.group", "1")
-            _try_write(self.memory_dir / "pids.max", str(nproc))
+            _try_write(memory + "memory.oom.group", "1")
+            _try_write(memory + "pids.max", str(nproc))
             if self.cpu:
-                _try_write(self.memory_dir / "cpu.weight", str(cpu_weight(limits_memory_mb)))
+                _try_write(memory + "cpu.weight", str(cpu_weight(limits_memory_mb)))
 
     def resize(self, limits_memory_mb: int) -> None:
-        """Lower the memory limit (and the CPU weight that follows it) of a cgroup made by
-        ``create`` with a larger one; raises OSError when the memory limit cannot be set."""
+        """Change the memory limit (and the CPU weight that follows it) of a cgroup made by
+        ``create``; raises OSError when the memory limit cannot be set."""
         limit = str(limits_memory_mb * _MIB)
         if self.version == 1:
-            _write(self.memory_dir / "memory.limit_in_bytes", limit)
-            _try_write(self.memory_dir / "memory.memsw.limit_in_bytes", limit)
+            memory, memsw = self.memory_dir / "memory.limit_in_bytes", "memory.memsw.limit_in_bytes"
+            # v1 keeps memory <= memory+swap: a raise goes to the larger one first.
+            if not _try_write(memory, limit):
+                _try_write(self.memory_dir / memsw, limit)
+                _write(memory, limit)
+            _try_write(self.memory_dir / memsw, limit)
             if self.cpu_dir is not None:
                 _try_write(self.cpu_dir / "cpu.shares", str(cpu_shares(limits_memory_mb)))
         else:
@@ -340,6 +351,17 @@ class Cgroup:
             except OSError:
                 done = False
         return done
+
+    async def dispose(self) -> bool:
+        """Kill what is left in the cgroup and remove it, waiting (about two seconds at most)
+        for the kernel to let its processes go: a killed process leaves its cgroup only once
+        it has exited. False, with a warning, if the cgroup stays."""
+        for _ in range(400):
+            if self.kill_all() == 0 and self.remove():
+                return True
+            await asyncio.sleep(0.005)
+        log.warning("could not remove cgroup %s", self.dirs)
+        return False
 
 
 def leftovers(layout: CgroupLayout) -> list[Cgroup]:

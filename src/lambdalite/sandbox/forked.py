@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any
 
 from lambdalite.sandbox import cgroups
 from lambdalite.sandbox.base import Limits, OutputCallback
-from lambdalite.sandbox.forkserver import Spawned, receive
+from lambdalite.sandbox.forkserver import Spawned, close_watched, receive
 from lambdalite.sandbox.output import LinePump
 from lambdalite.sandbox.process import ProcessSandbox
 
@@ -125,10 +125,7 @@ class ForkedProcessSandbox(ProcessSandbox):
 
     def _close_control(self) -> None:
         ctl, self._ctl = self._ctl, None
-        if ctl is not None:
-            with contextlib.suppress(Exception):
-                self._loop.remove_reader(ctl.fileno())
-            ctl.close()
+        close_watched(self._loop, ctl)
 
     def _finish(self, code: int) -> None:
         pidfd, self._child_pidfd = self._child_pidfd, None

@@ -32,6 +32,7 @@ is watched through its pidfd and control socket.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import errno
 import logging
@@ -41,6 +42,8 @@ import select
 import socket
 import subprocess
 import sys
+import threading
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -75,6 +78,23 @@ class Spawned:
 def send_plan(spawned: Spawned, plan: dict[str, Any]) -> None:
     """Hand ``plan`` to a child forked without one (it is waiting for it)."""
     spawned.ctl.send(marshal.dumps(plan))
+
+
+def has_exited(pidfd: int) -> bool:
+    """Whether the process behind ``pidfd`` has ended (a pidfd turns readable then), asked
+    without waiting: the loop may not have run its reader yet."""
+    poller = select.poll()
+    poller.register(pidfd, select.POLLIN)
+    return bool(poller.poll(0))
+
+
+def close_watched(loop: asyncio.AbstractEventLoop, sock: socket.socket | None) -> None:
+    """Stop watching ``sock`` on ``loop`` (if it was) and close it; None does nothing."""
+    if sock is None:
+        return
+    with contextlib.suppress(Exception):
+        loop.remove_reader(sock.fileno())
+    sock.close()
 
 
 def receive(ctl: socket.socket) -> tuple[list[tuple[bytes, list[int]]], bool]:
@@ -126,6 +146,10 @@ class ForkServer:
         self._sock: socket.socket | None = None
         self._ready = False
         self.starts = 0  # how many times it was started (restarts included)
+        self.started_at = 0.0  # time.monotonic() of the last start
+        # One exchange on the socket at a time: children are also forked ahead of need from
+        # a worker thread (see ``ahead.py``).
+        self._lock = threading.RLock()
 
     @property
     def pid(self) -> int | None:
@@ -137,25 +161,31 @@ class ForkServer:
 
     def ready(self) -> bool:
         """Whether the fork server has finished starting; never waits."""
-        sock = self._sock
-        if self._ready or sock is None:
+        if self._ready or not self._lock.acquire(blocking=False):
             return self._ready
-        poller = select.poll()
-        poller.register(sock.fileno(), select.POLLIN)
-        if not poller.poll(0):
-            return False
-        return self._take_ready(sock)
+        try:
+            sock = self._sock
+            if self._ready or sock is None:
+                return self._ready
+            poller = select.poll()
+            poller.register(sock.fileno(), select.POLLIN)
+            if not poller.poll(0):
+                return False
+            return self._take_ready(sock)
+        finally:
+            self._lock.release()
 
     def wait_ready(self, timeout: float) -> bool:
         """Wait up to ``timeout`` seconds for the fork server to finish starting."""
-        sock = self._sock
-        if self._ready or sock is None:
-            return self._ready
-        poller = select.poll()
-        poller.register(sock.fileno(), select.POLLIN)
-        if not poller.poll(int(timeout * 1000)):
-            return False
-        return self._take_ready(sock)
+        with self._lock:
+            sock = self._sock
+            if self._ready or sock is None:
+                return self._ready
+            poller = select.poll()
+            poller.register(sock.fileno(), select.POLLIN)
+            if not poller.poll(int(timeout * 1000)):
+                return False
+            return self._take_ready(sock)
 
     def _take_ready(self, sock: socket.socket) -> bool:
         try:
@@ -196,6 +226,7 @@ class ForkServer:
         self._sock = ours
         self._ready = False
         self.starts += 1
+        self.started_at = time.monotonic()
 
     def spawn(
         self,
@@ -208,6 +239,12 @@ class ForkServer:
         for one, sent later with ``send_plan``."""
         if kind not in KINDS:
             raise ValueError(f"kind must be one of {KINDS}")
+        with self._lock:
+            return self._spawn(plan, kind, prelude)
+
+    def _spawn(
+        self, plan: dict[str, Any] | None, kind: str, prelude: dict[str, Any] | None
+    ) -> Spawned:
         if not self.running:
             if self._popen is not None:
                 log.warning(
@@ -252,6 +289,10 @@ class ForkServer:
 
     def close(self) -> None:
         """Stop the fork server (its children live on until their own sockets close)."""
+        with self._lock:
+            self._close()
+
+    def _close(self) -> None:
         sock, self._sock = self._sock, None
         if sock is not None:
             sock.close()

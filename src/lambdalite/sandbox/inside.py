@@ -26,6 +26,12 @@ arrives) and ``run`` (the rest) then:
    in the namespace. It also exits as soon as the server's end of the control socket closes,
    so a crashed server never leaves functions running.
 
+For a SnapStart template (``plan["template"]``, see ``namespace_template.py``) process 2
+instead enters a user namespace of its own once the root is ready, the init maps its ids onto
+the template's block of host ids, and process 2 execs the runtime as that namespace's root,
+with the few capabilities building a restored copy needs and the template's seccomp filter;
+its SnapStart control socket arrives on the control socket right after the plan.
+
 With a preloaded fork server, process 2 does not ``exec``: after the same steps it closes
 every inherited descriptor, writes the program's argv over the fork server's in
 ``/proc/self/cmdline`` and calls ``RUNNER.run(argv, env)``.
@@ -59,6 +65,8 @@ _MS_RDONLY, _MS_NOSUID, _MS_NODEV, _MS_NOEXEC = 1, 2, 4, 8
 _MS_REMOUNT, _MS_BIND, _MS_REC, _MS_PRIVATE = 32, 4096, 16384, 1 << 18
 _MNT_DETACH = 2
 _PR_SET_NO_NEW_PRIVS, _PR_CAPBSET_DROP, _PR_SET_SECCOMP = 38, 24, 22
+_PR_CAPBSET_READ = 23
+_USERNS = 0x10000000  # CLONE_NEWUSER
 _PR_CAP_AMBIENT, _PR_CAP_AMBIENT_CLEAR_ALL = 47, 4
 _SECCOMP_MODE_FILTER = 2
 _CAP_VERSION_3 = 0x20080522
@@ -189,7 +197,76 @@ def _clear_capabilities() -> None:
     _check(_libc.capset(header, data), "capset")
 
 
-def _become_program(plan: dict[str, Any], go: int) -> None:
+def install_filter(program: bytes) -> None:
+    """Install the seccomp ``program`` (packed ``struct sock_filter``s) on this process."""
+    filters = ctypes.create_string_buffer(program, len(program))
+    fprog = struct.pack("@HP", len(program) // 8, ctypes.addressof(filters))  # sock_fprog
+    _check(_prctl(_PR_SET_SECCOMP, _SECCOMP_MODE_FILTER, fprog), "seccomp")
+
+
+def _wait_for_root(go: int) -> None:
+    ready = os.read(go, 1)  # the root is finished, and this process was moved into it
+    os.close(go)
+    if not ready:
+        os._exit(_SETUP_FAILED)
+
+
+def _become_template(plan: dict[str, Any], template: dict[str, Any], go: int, up: int) -> None:
+    """Process 2 of a SnapStart template: root of a user namespace of its own.
+
+    Once the root is ready it enters a new user namespace and tells the init, which maps
+    that namespace's ids 0..count-1 onto the host ids ``base``.. (a block no other sandbox
+    uses) and then says so. The program then runs as the namespace's root: capabilities only
+    inside it, limited to ``keep`` (what building a restored copy needs), under the seccomp
+    filter for templates. Copies drop all of them (``runtimes/python/snapcopy.py``).
+    """
+    # Only once the root is finished: while the init pivots, this process could look
+    # chrooted to the kernel, which refuses it a user namespace then.
+    if not os.read(go, 1):
+        os._exit(_SETUP_FAILED)
+    _check(_libc.unshare(_USERNS), "unshare(CLONE_NEWUSER)")
+    os.write(up, b"u")
+    os.close(up)
+    _wait_for_root(go)  # a second byte: the maps are written
+    keep = 0
+    for cap in template["keep"]:
+        keep |= 1 << cap
+    cap = 0
+    while _prctl(_PR_CAPBSET_READ, cap) >= 0 and cap < 64:
+        if not keep & (1 << cap):
+            _check(_prctl(_PR_CAPBSET_DROP, cap), "drop a capability")
+        cap += 1
+    _prctl(_PR_CAP_AMBIENT, _PR_CAP_AMBIENT_CLEAR_ALL)
+    os.setgroups([])
+    os.setresgid(0, 0, 0)  # the namespace's root, host ids base..
+    os.setresuid(0, 0, 0)
+    header = struct.pack("=Ii", _CAP_VERSION_3, 0)
+    low, high = keep & 0xFFFFFFFF, keep >> 32
+    data = struct.pack("=6I", low, low, 0, high, high, 0)  # effective, permitted, inheritable
+    _check(_libc.capset(header, data), "capset")
+    _check(_prctl(_PR_SET_NO_NEW_PRIVS, 1), "no_new_privs")
+    install_filter(plan["seccomp"])
+    fd = template["fd"]  # the SnapStart control socket, left open across the exec
+    os.set_inheritable(fd, True)
+    plan["env"] = {**plan["env"], template["fd_env"]: str(fd)}
+
+
+def _map_template(child: int, template: dict[str, Any], up: int) -> None:
+    """In the init, once process 2 entered its user namespace: write its id maps (this needs
+    privileges on the host, which process 2 no longer has there)."""
+    if os.read(up, 1) != b"u":
+        raise OSError(0, "the template left before entering its user namespace")
+    os.close(up)
+    line = b"0 %d %d\n" % (template["base"], template["count"])
+    for name in ("uid_map", "gid_map"):
+        fd = os.open(f"/proc/{child}/{name}", os.O_WRONLY)
+        try:
+            os.write(fd, line)
+        finally:
+            os.close(fd)
+
+
+def _become_program(plan: dict[str, Any], go: int, up: int = -1) -> None:
     """In process 2, in its cgroups: take the limits and identity of the function (while the
     init finishes the root), wait for the root on ``go``, then exec the runtime (or, forked
     from a preloaded fork server, become it in place)."""
@@ -203,21 +280,19 @@ def _become_program(plan: dict[str, Any], go: int) -> None:
         if ceiling != resource.RLIM_INFINITY:  # raising it would need CAP_SYS_RESOURCE
             soft, hard = min(soft, ceiling), min(hard, ceiling)
         resource.setrlimit(res, (soft, hard))
-    _drop_bounding_set()
-    gid, uid = plan["gid"], plan["uid"]
-    os.setgroups([])
-    os.setresgid(gid, gid, gid)
-    os.setresuid(uid, uid, uid)
-    _clear_capabilities()
-    _check(_prctl(_PR_SET_NO_NEW_PRIVS, 1), "no_new_privs")
-    program = plan["seccomp"]
-    filters = ctypes.create_string_buffer(program, len(program))
-    fprog = struct.pack("@HP", len(program) // 8, ctypes.addressof(filters))  # sock_fprog
-    _check(_prctl(_PR_SET_SECCOMP, _SECCOMP_MODE_FILTER, fprog), "seccomp")
-    ready = os.read(go, 1)  # the root is finished, and this process was moved into it
-    os.close(go)
-    if not ready:
-        os._exit(_SETUP_FAILED)
+    template = plan.get("template")
+    if template:
+        _become_template(plan, template, go, up)
+    else:
+        _drop_bounding_set()
+        gid, uid = plan["gid"], plan["uid"]
+        os.setgroups([])
+        os.setresgid(gid, gid, gid)
+        os.setresuid(uid, uid, uid)
+        _clear_capabilities()
+        _check(_prctl(_PR_SET_NO_NEW_PRIVS, 1), "no_new_privs")
+        install_filter(plan["seccomp"])
+        _wait_for_root(go)
     null = os.open("/dev/null", os.O_RDWR)  # the sandbox's own, not a host file
     os.dup2(null, 0)
     os.close(null)
@@ -255,6 +330,16 @@ def _close_inherited(keep: int = -1) -> None:
         if int(name) > 2 and int(name) != keep:
             with contextlib.suppress(OSError):
                 os.close(int(name))
+
+
+def _receive_descriptor(ctl: Any) -> int:
+    """The one descriptor the server sends on ``ctl`` after the plan (blocking)."""
+    _data, ancillary, _flags, _addr = ctl.recvmsg(64, _socket.CMSG_SPACE(4))
+    for level, kind, payload in ancillary:
+        if level == _socket.SOL_SOCKET and kind == _socket.SCM_RIGHTS and len(payload) >= 4:
+            fd: int = struct.unpack("i", payload[:4])[0]
+            return fd
+    raise OSError(0, "no SnapStart control socket after the plan")
 
 
 # -- init -----------------------------------------------------------------------------------
@@ -315,6 +400,7 @@ def prepare(ctl: Any, early: dict[str, Any]) -> None:
     cgroup_fds = [os.open(path, os.O_WRONLY | os.O_CLOEXEC) for path in early["cgroups"]]
     plan_r, plan_w = os.pipe2(os.O_CLOEXEC)
     go_r, go_w = os.pipe2(os.O_CLOEXEC)
+    up_r, up_w = os.pipe2(os.O_CLOEXEC) if early.get("template") else (-1, -1)
     child = os.fork()
     if child == 0:
         argv0 = "the program"
@@ -322,6 +408,8 @@ def prepare(ctl: Any, early: dict[str, Any]) -> None:
             signal.signal(signal.SIGCHLD, signal.SIG_DFL)
             os.close(plan_w)
             os.close(go_w)
+            if up_r >= 0:
+                os.close(up_r)
             for fd in cgroup_fds:
                 os.write(fd, b"0")
                 os.close(fd)
@@ -335,15 +423,17 @@ def prepare(ctl: Any, early: dict[str, Any]) -> None:
                 os._exit(_SETUP_FAILED)  # the sandbox was given up before it got a plan
             plan = marshal.loads(b"".join(chunks))
             argv0 = plan["argv"][0]
-            _become_program(plan, go_r)
+            _become_program(plan, go_r, up_w)
         except BaseException as exc:  # report anything, then exit
             os.write(2, f"lambdalite sandbox: cannot start {argv0}: {exc}\n".encode())
         os._exit(_EXEC_FAILED)
     os.close(plan_r)
     os.close(go_r)
+    if up_w >= 0:
+        os.close(up_w)
     for fd in cgroup_fds:
         os.close(fd)
-    _prepared.update(child=child, plan_w=plan_w, go_w=go_w)
+    _prepared.update(child=child, plan_w=plan_w, go_w=go_w, up_r=up_r)
 
 
 def run(ctl: Any, plan: dict[str, Any]) -> None:
@@ -352,12 +442,18 @@ def run(ctl: Any, plan: dict[str, Any]) -> None:
     Without a ``prepare`` before, it prepares from ``plan`` first (all of ``plan["ops"]``
     then runs on the new root)."""
     try:
+        template = plan.get("template")
+        if template:
+            # A SnapStart template's control socket follows the plan; process 2 inherits it.
+            template["fd"] = _receive_descriptor(ctl)
         if not _prepared:
-            keys = ("root", "hostname", "isolated", "api_port", "cgroups")
-            prepare(ctl, {**{key: plan[key] for key in keys}, "ops": []})
+            keys = ("root", "hostname", "isolated", "api_port", "cgroups", "template")
+            prepare(ctl, {**{key: plan.get(key) for key in keys}, "ops": []})
+        if template:
+            os.close(template["fd"])
         # Process 2 takes its identity and limits while the root is finished here.
         wanted = ("rlimits", "uid", "gid", "seccomp", "argv", "env", "cwd", "in_process")
-        data = marshal.dumps({key: plan.get(key) for key in wanted})
+        data = marshal.dumps({key: plan.get(key) for key in (*wanted, "template")})
         with contextlib.suppress(OSError):  # process 2 gone: its exit is reported later
             while data:
                 data = data[os.write(_prepared["plan_w"], data) :]
@@ -366,6 +462,9 @@ def run(ctl: Any, plan: dict[str, Any]) -> None:
         for op in plan["ops"]:
             _apply(root, op)
         _pivot(root)
+        if template:
+            os.write(_prepared["go_w"], b"g")  # the root is ready: it may unshare now
+            _map_template(_prepared["child"], template, _prepared["up_r"])
     except OSError as exc:
         message = f"lambdalite sandbox: setup failed: {exc}"
         os.write(2, message.encode() + b"\n")

@@ -225,7 +225,10 @@ def _serve(sock: Any) -> None:
     space = _socket.CMSG_SPACE(4 * 4)
     while True:
         flags = _socket.MSG_CMSG_CLOEXEC
-        data, ancillary, _flags, _addr = sock.recvmsg(_MAX_REQUEST, space, flags)
+        try:
+            data, ancillary, _flags, _addr = sock.recvmsg(_MAX_REQUEST, space, flags)
+        except ConnectionResetError:
+            return  # the server is gone (it closed with replies unread)
         if not data and not ancillary:
             return  # the server is gone
         fds = [

@@ -52,6 +52,7 @@ log = logging.getLogger(__name__)
 
 NETWORK_MODES = ("host", "isolated")
 _UID_RANGE = (1 << 30, (1 << 31) - 2)  # a uid per sandbox, drawn at random from here
+_View = tuple[list[str], list[str]]  # host paths a command needs shown, the command as seen
 
 
 class NamespaceUnavailable(Exception):
@@ -96,6 +97,7 @@ class NamespaceSandboxBackend(ProcessSandboxBackend):
         self._root_dir = Path()
         self._check_peers = False
         self._uids: set[int] = set()
+        self._views: dict[tuple[tuple[str, ...], tuple[Path, ...]], _View] = {}
 
     # -- setup ----------------------------------------------------------------------------
     def prepare(self) -> None:
@@ -231,8 +233,9 @@ class NamespaceSandboxBackend(ProcessSandboxBackend):
         # of need build it while they wait (the plan starts with it).
         system = len(self._system.ops)
         rest = plan["ops"][system:]
-        # So are /proc (of the sandbox's own PID namespace) and /dev.
-        fixed = [op for op in rest if op[1] == "/proc" or op[1] == "/dev" or op[1][:5] == "/dev/"]
+        # So are /proc (of the sandbox's own PID namespace), /dev, and for every function of
+        # this zygote the runtime client's directory and the interpreter's own files.
+        fixed = [op for op in rest if _same_for_every_function(op)]
         early = {key: plan[key] for key in ("root", "hostname", "isolated", "api_port")}
         early["ops"] = plan["ops"][:system] + fixed
         # Interpreters are shown at their real path, which keys their zygote.
@@ -249,6 +252,23 @@ class NamespaceSandboxBackend(ProcessSandboxBackend):
 
     def _zygote_markers(self) -> list[str]:
         return [f"--owner={self._owner}", f"--state={self._state_dir()}"]
+
+    def _command_view(self, argv: Sequence[str], skip: list[Path], layout: Layout) -> _View:
+        """The host paths ``argv`` needs shown, and ``argv`` as the program sees it: resolved
+        once per command and directories (the same for every cold start of a function)."""
+        assert self._system is not None
+        key = (tuple(argv), tuple(skip))
+        found = self._views.get(key)
+        if found is None:
+            if len(self._views) >= 512:
+                self._views.clear()
+            program = [mounts.visible_path(arg, layout) for arg in argv]
+            found = self._views[key] = (mounts.runtime_paths(argv, self._system, skip), program)
+        return list(found[0]), list(found[1])
+
+    def _zygote_program(self, argv: Sequence[str], runtime_dir: Path) -> list[str]:
+        layout = self.layout(Path(mounts.TASK_ROOT), runtime_dir)
+        return [mounts.visible_path(arg, layout) for arg in argv]
 
     def _state_dir(self) -> Path:
         return self.ns_options.state_dir or Path(f"/tmp/lambdalite-sandbox-{os.getpid()}")
@@ -267,9 +287,8 @@ class NamespaceSandboxBackend(ProcessSandboxBackend):
             raise OSError(errno.ENOENT, f"No such directory: {str(cwd)!r}")
         skip = [cwd] + ([runtime_dir] if runtime_dir is not None else [])
         skip += [opt_dir] if opt_dir is not None else []
-        extra = mounts.runtime_paths(argv, self._system, skip)
         layout = self.layout(cwd, runtime_dir or cwd)
-        program = [mounts.visible_path(arg, layout) for arg in argv]
+        extra, program = self._command_view(argv, skip, layout)
         mounts.check_executable(program[0] if program else "", layout)
         uid = self._allocate_uid()
         ops = mounts.sandbox_ops(
@@ -378,6 +397,17 @@ class NamespaceSandboxBackend(ProcessSandboxBackend):
 
 
 # -- helpers ------------------------------------------------------------------------------
+def _same_for_every_function(op: tuple[Any, ...]) -> bool:
+    """Whether a step of a forked sandbox's root is the same for every function forked from
+    the same zygote (so children forked ahead of need take it before their plan): ``/proc``,
+    ``/dev``, ``/var``, the runtime clients at ``/var/runtime`` (one directory per server) and
+    host paths the interpreter needs shown at their own place."""
+    target = op[1]
+    if target in ("/proc", "/dev", "/var", mounts.RUNTIME_DIR) or target[:5] == "/dev/":
+        return True
+    return op[0] == "bind" and op[2] == target and target[:5] not in ("/var/", "/tmp", "/etc/")
+
+
 def _rlimits(limits: Limits) -> list[tuple[int, int, int]]:
     import resource
 

@@ -16,9 +16,9 @@ from typing import TYPE_CHECKING
 
 from lambdalite.sandbox import cgroups, peers
 from lambdalite.sandbox.base import Limits, PeerSocket
+from lambdalite.sandbox.forkserver import Spawned, close_watched, receive
 from lambdalite.sandbox.output import LinePump
 from lambdalite.sandbox.process import ProcessSandbox
-from lambdalite.sandbox.zygote import Spawned, receive
 
 if TYPE_CHECKING:
     from lambdalite.sandbox.namespace import NamespaceSandboxBackend
@@ -76,29 +76,32 @@ class NamespaceSandbox(ProcessSandbox):
             return
         messages, closed = receive(ctl)
         for message, fds in messages:
-            if message == b"listen" and fds:
-                listener = socket.socket(fileno=fds.pop(0))
-                if self._listener.done():
-                    listener.close()
-                else:
-                    self._listener.set_result(listener)
-            elif message.startswith(b"exit "):
-                self._reported = int(message[5:])
-            elif message.startswith(b"error "):
-                log.warning("%s", message[6:].decode(errors="replace"))
-                self._reported = _SETUP_FAILED
-            for fd in fds:
-                os.close(fd)
+            self._on_message(message, fds)
         if closed or self._exited.done():
             self._close_control()
+
+    def _on_message(self, message: bytes, fds: list[int]) -> None:
+        """One message of the init: the Runtime API listener (isolated networking), the
+        program's exit status, or why building the sandbox failed."""
+        if message == b"listen" and fds:
+            listener = socket.socket(fileno=fds.pop(0))
+            if self._listener.done():
+                listener.close()
+            else:
+                self._listener.set_result(listener)
+        elif message.startswith(b"exit "):
+            self._reported = int(message[5:])
+        elif message.startswith(b"error "):
+            log.warning("%s", message[6:].decode(errors="replace"))
+            self._reported = _SETUP_FAILED
+        for fd in fds:
+            os.close(fd)
 
     def _close_control(self) -> None:
         ctl, self._ctl = self._ctl, None
         if ctl is None:
             return
-        with contextlib.suppress(Exception):
-            self._loop.remove_reader(ctl.fileno())
-        ctl.close()
+        close_watched(self._loop, ctl)
         if not self._listener.done():
             self._listener.set_result(None)
 

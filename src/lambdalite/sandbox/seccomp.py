@@ -180,15 +180,31 @@ class _Program:
         return offset
 
 
-def build(arch: str | None = None, extra_denied: Iterable[int] = ()) -> bytes:
+# What a SnapStart template may do beyond a function (``build_template``): give each restored
+# copy namespaces of its own and mount its private ``/tmp`` and ``/proc``.
+TEMPLATE_ALLOWED = ("unshare", "mount")
+
+
+def build_template(arch: str | None = None) -> bytes:
+    """The filter of a SnapStart template in a namespace sandbox: the strict one, except that
+    ``unshare`` and ``mount`` pass. The template runs as root of a user namespace of its own
+    (see ``docs/snapstart.md``), so both act on namespaces it owns and nothing of the host;
+    every restored copy stacks the strict filter on top before any function code runs."""
+    return build(arch, allowed=TEMPLATE_ALLOWED)
+
+
+def build(
+    arch: str | None = None, extra_denied: Iterable[int] = (), allowed: Iterable[str] = ()
+) -> bytes:
     """The filter for ``arch`` (default: this machine) as packed ``struct sock_filter``s.
 
     ``extra_denied`` adds system call numbers to refuse (tests use it to check the mechanism
-    on a harmless call).
+    on a harmless call); ``allowed`` names calls of the refused list to let through.
     """
     arch = arch or machine()
     table = _table(arch)
-    denied = sorted(set(denied_syscalls(arch).values()) | set(extra_denied))
+    passed = {table[name] for name in allowed}
+    denied = sorted((set(denied_syscalls(arch).values()) - passed) | set(extra_denied))
     p = _Program()
     p.op(_LD_W_ABS, _ARCH)
     p.op(_JEQ_K, AUDIT_ARCH[arch], 0, "kill")

@@ -11,9 +11,9 @@ What a copy gets from here is what a process sandbox gets: a session of its own,
 cgroups with the version's limits, its own output pipe. The server holds a pidfd for it (it is
 the template's child, not ours) and learns its exit status from the template.
 
-This module covers the process backend. Namespace sandboxes need the copy to enter fresh
-namespaces under an identity of its own, which a process that ran user code cannot be trusted
-to do unless it was confined to a user namespace from the start; see ``docs/snapstart.md``.
+This module covers the process backend. In namespace sandboxes a copy enters fresh namespaces
+under an identity of its own, which the template can only be trusted to do because it was
+confined to a user namespace from the start: see ``namespace_template.py``.
 """
 
 from __future__ import annotations
@@ -36,9 +36,9 @@ from pathlib import Path
 
 from lambdalite.sandbox import cgroups
 from lambdalite.sandbox.base import Limits, OutputCallback
+from lambdalite.sandbox.forkserver import close_watched, has_exited, receive
 from lambdalite.sandbox.output import LinePump
 from lambdalite.sandbox.process import ProcessSandbox, ProcessSandboxBackend, _child_setup
-from lambdalite.sandbox.zygote import receive
 
 log = logging.getLogger(__name__)
 
@@ -170,10 +170,7 @@ class TemplateSandbox(ProcessSandbox):
 
     def _close_control(self) -> None:
         ctl, self._ctl = self._ctl, None
-        if ctl is not None:
-            with contextlib.suppress(Exception):
-                self._loop.remove_reader(ctl.fileno())
-            ctl.close()
+        close_watched(self._loop, ctl)
 
     @property
     def gone(self) -> bool:
@@ -181,11 +178,7 @@ class TemplateSandbox(ProcessSandbox):
         self._read_control()
         if self._ctl is None or self._exited.done():
             return True
-        if self._pidfd is None:
-            return False
-        poller = select.poll()
-        poller.register(self._pidfd, select.POLLIN)
-        return bool(poller.poll(0))
+        return self._pidfd is not None and has_exited(self._pidfd)
 
     def status_of(self, pid: int) -> int | None:
         """The exit status the template reported for its copy ``pid``, if it did yet."""
@@ -292,7 +285,7 @@ class TemplateSandbox(ProcessSandbox):
             with contextlib.suppress(ProcessLookupError, PermissionError):
                 os.kill(pid, signal.SIGKILL)
         if standby.group is not None:
-            self._loop.create_task(_remove(standby.group))
+            self._loop.create_task(standby.group.dispose())
 
     async def _destroy(self) -> None:
         if self._refill is not None:
@@ -347,15 +340,6 @@ class RestoredSandbox(ProcessSandbox):
             self._loop.call_later(0.005, self._reap)
             return
         self._exited.set_result(code if code is not None else -signal.SIGKILL)
-
-
-async def _remove(group: cgroups.Cgroup) -> None:
-    """Empty and remove a cgroup, waiting (boundedly) for its processes to go."""
-    for _ in range(400):
-        if group.kill_all() == 0 and group.remove():
-            return
-        await asyncio.sleep(0.005)
-    log.warning("could not remove cgroup %s", group.dirs)
 
 
 def _placement(group: cgroups.Cgroup | None, limits: Limits) -> dict[str, object]:

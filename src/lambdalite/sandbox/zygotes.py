@@ -13,27 +13,26 @@ program what a new interpreter would: ``PYTHON*`` variables other than those the
 side reproduces (see ``lambdalite/runtimes/python/zygote.py``), dynamic loader variables
 other than ``LD_LIBRARY_PATH``, or an ``LD_LIBRARY_PATH`` entry in the function's code or
 layers that holds shared objects (the dynamic loader reads that variable only at exec). A
-zygote is started on the first spawn of its interpreter (or earlier, by ``prestart``), and that
-first spawn waits for it (bounded, once). A zygote that dies is replaced on the next spawn
-without waiting: spawns are exec'd until the replacement says it is ready. One that fails to
-start or answer again and again is retried only now and then; meanwhile programs are exec'd.
+zygote is started at boot (``prestart``, see ``lambdalite/invocation/prestart.py``) or on the
+first spawn of its interpreter; a spawn that finds it still starting waits for it only when it
+should be ready sooner than an exec'd start would make up for (bounded, once per start), and
+is exec'd otherwise. A zygote that dies is replaced on the next spawn without waiting: spawns
+are exec'd until the replacement says it is ready. One that fails to start or answer again and
+again is retried only now and then; meanwhile programs are exec'd.
 
-Children forked ahead of need. After a cold start the pool forks ``ahead`` children of the
-same zygote (50 ms later, off the cold start's path), each in a new cgroup (with the largest
-memory limit, lowered to the function's when it is used) and, for namespace sandboxes, with
-the function-independent part of its sandbox built (``inside.prepare``). The next cold start
-only sends one its plan. They are given up after ``ahead_idle`` seconds without a cold start
-of their kind (the server's keep-alive). See ``docs/adr/0012-python-zygotes.md``.
+Children forked ahead of need. After a cold start the pool has ``ahead`` children of the same
+zygote forked (``ahead.py``: by a worker thread, more during a burst), each in a new cgroup
+and, for namespace sandboxes, with the function-independent part of its sandbox built
+(``inside.prepare``). The next cold start only sends one its plan. They are given up after
+``ahead_idle`` seconds without a cold start of their kind (the server's keep-alive). See
+``docs/adr/0012-python-zygotes.md``.
 """
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
+import errno
 import logging
 import os
-import select
-import signal
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -41,6 +40,7 @@ from pathlib import Path
 from typing import Any
 
 from lambdalite.sandbox import cgroups
+from lambdalite.sandbox.ahead import AheadQueues
 from lambdalite.sandbox.base import Limits
 from lambdalite.sandbox.forkserver import ForkServer, Spawned, send_plan
 
@@ -53,15 +53,17 @@ _PYTHON_HANDLED = frozenset(
 # Makes the cgroup of a sandbox with these limits, for a child forked ahead of need or not
 # (None: cgroups are not in use).
 GroupFactory = Callable[[Limits, bool], "cgroups.Cgroup | None"]
-_AHEAD_MEMORY_MB = 10240  # children forked ahead wait under the largest limit, lowered later
-_REFILL_DELAY = 0.05
 # Children forked ahead are given up after this long without a cold start of their kind
 # (default; servers pass their keep-alive), so a server left idle stops holding sandboxes
 # (processes, cgroups) that no environment uses.
 AHEAD_IDLE = 10.0
-# How long the first cold start of an interpreter waits for its zygote to start (the event
-# loop waits with it, once per interpreter; ``prestart`` avoids even that).
-FIRST_START_WAIT = 2.0
+# About how long a zygote takes to start (until it says it is ready).
+START_ESTIMATE = 0.1
+# What an exec'd cold start costs more than a forked one: a cold start that finds its zygote
+# still starting waits for it (the event loop with it, once per start) only when it is
+# expected ready within this, and is exec'd otherwise.
+EXEC_PENALTY = 0.04
+_WAIT_MARGIN = 0.02
 _GIVE_UP_AFTER = 3  # consecutive failures before an interpreter is exec'd for a while
 _RETRY_EVERY = 50  # spawns between attempts once given up
 
@@ -80,26 +82,6 @@ class ForkableRuntime:
     preload: Path
 
 
-@dataclass
-class _Pending:
-    """A child forked ahead of need: in its cgroup, waiting for a plan."""
-
-    spawned: Spawned
-    group: cgroups.Cgroup | None
-
-    def alive(self) -> bool:
-        poller = select.poll()
-        poller.register(self.spawned.pidfd, select.POLLIN)
-        return not poller.poll(0)
-
-    def discard(self) -> None:
-        with contextlib.suppress(OSError):
-            signal.pidfd_send_signal(self.spawned.pidfd, signal.SIGKILL)
-        self.spawned.close()
-        if self.group is not None:
-            _remove_soon(self.group)
-
-
 class ZygotePool:
     """The zygotes of one backend, by interpreter and preload argument, and for each a few
     children forked ahead of need (``ahead``): each already in a cgroup of its own, so a cold
@@ -116,13 +98,13 @@ class ZygotePool:
         self.ahead = ahead
         self.ahead_idle = ahead_idle
         self._script = os.path.realpath(runtime.script)
+        self._realpaths: dict[str, str] = {}  # script paths of commands, resolved once
         self._markers = list(markers)
         self._servers: dict[tuple[str, str], ForkServer] = {}
         self._failures: dict[tuple[str, str], int] = {}
-        self._pending: dict[tuple[str, str, str], list[_Pending]] = {}
-        self._refills: dict[tuple[str, str, str], asyncio.TimerHandle] = {}
-        self._expiries: dict[tuple[str, str, str], asyncio.TimerHandle] = {}
+        self.queues = AheadQueues(ahead, ahead_idle)
         self._waited: set[tuple[str, str]] = set()
+        self.start_estimate = START_ESTIMATE
         self._closed = False
         self.forks = 0  # children handed out, forked ahead or on demand
         self.ahead_used = 0  # of which were forked ahead
@@ -140,7 +122,7 @@ class ZygotePool:
         """
         if len(argv) != 2 or not argv[0].startswith("/"):
             return None
-        if os.path.realpath(argv[1]) != self._script:
+        if self._resolved(argv[1]) != self._script:
             return None
         for name in env:
             if name.startswith("_LAMBDALITE_"):  # the platform's own arrangements: exec
@@ -152,6 +134,14 @@ class ZygotePool:
         if _loader_path_matters(env.get("LD_LIBRARY_PATH", ""), libraries):
             return None
         return argv[0]
+
+    def _resolved(self, path: str) -> str:
+        found = self._realpaths.get(path)
+        if found is None:
+            if len(self._realpaths) >= 256:
+                self._realpaths.clear()
+            found = self._realpaths[path] = os.path.realpath(path)
+        return found
 
     def server(self, interpreter: str, visible_dir: str) -> ForkServer:
         key = (interpreter, visible_dir)
@@ -185,6 +175,7 @@ class ZygotePool:
         plan = {**plan, "in_process": True, "cgroups": []}
         try:
             result = self._from_pending((*key, kind), plan, limits)
+            found = result is not None
             if result is None:
                 if not self._usable(key):
                     log.debug("zygote of %s not ready: exec", interpreter)
@@ -197,13 +188,23 @@ class ZygotePool:
         self._failures.pop(key, None)
         self.forks += 1
         log.debug("%s sandbox forked from the zygote of %s", kind, interpreter)
-        self._schedule_refill((*key, kind), new_group, early)
+
+        def fork_ahead(memory_mb: int) -> tuple[Spawned, cgroups.Cgroup | None]:
+            server = self.server(*key)
+            if not (server.running and server.ready()):  # the next cold start restarts it
+                raise OSError(errno.ESRCH, f"the zygote of {interpreter} is not running")
+            placeholder = Limits(memory_mb=memory_mb, ephemeral_mb=1)
+            return self._fork_now(key, kind, None, placeholder, new_group, early)
+
+        self.queues.used((*key, kind), limits.memory_mb, found, fork_ahead)
         return result
 
     def _usable(self, key: tuple[str, str]) -> bool:
-        """Whether the zygote can fork now. The first start of a zygote is waited for, once
-        (up to ``FIRST_START_WAIT``); a replacement for one that died is not (the event loop
-        would stall again and again on a zygote that keeps failing): exec meanwhile."""
+        """Whether the zygote can fork now. A zygote still starting is waited for (once per
+        start) when it should be ready sooner than an exec'd start would make up for
+        (``EXEC_PENALTY``), else the program is exec'd; a replacement for one that died is
+        never waited for (the event loop would stall again and again on a zygote that keeps
+        failing)."""
         server = self.server(*key)
         if not server.running:
             if server.starts:
@@ -217,22 +218,29 @@ class ZygotePool:
             return True
         if key in self._waited:
             return False
+        elapsed = time.monotonic() - server.started_at
+        remaining = self.start_estimate - elapsed
+        if remaining > EXEC_PENALTY:
+            return False
         self._waited.add(key)
-        return server.wait_ready(FIRST_START_WAIT)
+        return server.wait_ready(max(0.0, remaining) + _WAIT_MARGIN)
 
     def _from_pending(
         self, key: tuple[str, str, str], plan: dict[str, Any], limits: Limits
     ) -> tuple[Spawned, cgroups.Cgroup | None] | None:
-        queue = self._pending.get(key, [])
         # A process child's exit is reported by its zygote: none from a zygote that died.
-        orphaned = key[2] == "process" and not self.server(key[0], key[1]).running
-        while queue:
-            pending = queue.pop(0)
-            if orphaned or not pending.alive():
+        if key[2] == "process" and not self.server(key[0], key[1]).running:
+            self.queues.drop(key)
+            return None
+        while True:
+            pending = self.queues.take(key)
+            if pending is None:
+                return None
+            if not pending.alive():
                 pending.discard()
                 continue
             try:
-                if pending.group is not None:
+                if pending.group is not None and pending.memory_mb != limits.memory_mb:
                     pending.group.resize(limits.memory_mb)
                 send_plan(pending.spawned, plan)
             except OSError:
@@ -240,7 +248,6 @@ class ZygotePool:
                 continue
             self.ahead_used += 1
             return pending.spawned, pending.group
-        return None
 
     def _fork_now(
         self,
@@ -265,45 +272,6 @@ class ZygotePool:
             raise
         return spawned, group
 
-    def _schedule_refill(
-        self, key: tuple[str, str, str], new_group: GroupFactory, early: dict[str, Any] | None
-    ) -> None:
-        if self.ahead <= 0 or self._closed:
-            return
-        loop = asyncio.get_running_loop()
-        expiry = self._expiries.pop(key, None)
-        if expiry is not None:
-            expiry.cancel()
-        self._expiries[key] = loop.call_later(self.ahead_idle, self._expire, key)
-        if key in self._refills:
-            return
-        # Later, not now: the cold start that used the last one is still on its way.
-        self._refills[key] = loop.call_later(_REFILL_DELAY, self._refill, key, new_group, early)
-
-    def _refill(
-        self, key: tuple[str, str, str], new_group: GroupFactory, early: dict[str, Any] | None
-    ) -> None:
-        self._refills.pop(key, None)
-        queue = self._pending.setdefault(key, [])
-        server = self.server(key[0], key[1])
-        if not (server.running and server.ready()):
-            return  # the next cold start restarts it
-        try:
-            while len(queue) < self.ahead and not self._closed:
-                placeholder = Limits(memory_mb=_AHEAD_MEMORY_MB, ephemeral_mb=1)
-                spawned, group = self._fork_now(
-                    key[:2], key[2], None, placeholder, new_group, early
-                )
-                queue.append(_Pending(spawned, group))
-        except OSError as exc:
-            log.warning("cannot fork ahead from the zygote of %s: %s", key[0], exc)
-
-    def _expire(self, key: tuple[str, str, str]) -> None:
-        """No cold start of this kind for a while: give the children forked ahead up."""
-        self._expiries.pop(key, None)
-        for pending in self._pending.pop(key, []):
-            pending.discard()
-
     def prestart(self, interpreter: str, visible_dir: str) -> None:
         """Start the zygote of ``interpreter`` now (without waiting for it), so that the
         first cold starts of that interpreter can already be forked."""
@@ -318,32 +286,10 @@ class ZygotePool:
 
     def close(self) -> None:
         self._closed = True
-        for handle in [*self._refills.values(), *self._expiries.values()]:
-            handle.cancel()
-        self._refills.clear()
-        self._expiries.clear()
-        for queue in self._pending.values():
-            for pending in queue:
-                pending.discard()
-        self._pending.clear()
+        self.queues.close()
         for server in self._servers.values():
             server.close()
         self._servers.clear()
-
-
-def _remove_soon(group: cgroups.Cgroup, attempts: int = 200) -> None:
-    """Remove the cgroup of a killed child once the kernel has let it go (off the loop's
-    critical path: retried from the event loop, or briefly here without one)."""
-    if group.remove() or attempts <= 0:
-        return
-    try:
-        loop = asyncio.get_running_loop()
-    except RuntimeError:
-        deadline = time.monotonic() + 1.0
-        while not group.remove() and time.monotonic() < deadline:
-            time.sleep(0.005)
-        return
-    loop.call_later(0.01, _remove_soon, group, attempts - 1)
 
 
 def _loader_path_matters(value: str, libraries: Mapping[str, Path | None]) -> bool:

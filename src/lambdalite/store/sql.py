@@ -58,6 +58,7 @@ _GET = select(_D.parent, _D.data, _D.revision).where(
     _D.kind == bindparam("kind"), _D.key == bindparam("key")
 )
 _EVENTS = select(_L.id, _L.group_name, _L.stream_name, _L.timestamp, _L.ingestion_time, _L.message)
+_LOG_COLUMNS = ("group_name", "stream_name", "timestamp", "ingestion_time", "message")
 
 
 def _now_ms() -> int:
@@ -105,6 +106,17 @@ class SqlStore:
             },
         )
         self._contains = func.strpos if self._postgres else func.instr
+        # Log rows are written on every invocation (START, END, REPORT): the INSERT is
+        # compiled once for this dialect and handed to the driver's executemany, which skips
+        # the per-row parameter processing of a Core insert yet keeps SQLAlchemy's
+        # transaction, error translation and invalidation of broken connections.
+        compiled = (
+            insert(log_events)
+            .inline()
+            .compile(dialect=self._engine.dialect, column_keys=list(_LOG_COLUMNS))
+        )
+        self._log_insert = str(compiled)
+        self._log_positional = self._engine.dialect.positional
         self._queue = SqlQueue(self._read, self._write, postgres=self._postgres)
         try:
             self._create_schema(schema)
@@ -249,20 +261,22 @@ class SqlStore:
         if not events:
             return
         now = _now_ms()
-        rows = [
-            {
-                "group_name": e.group,
-                "stream_name": e.stream,
-                "timestamp": e.timestamp,
-                "ingestion_time": e.ingestion_time or now,
-                # PostgreSQL text cannot hold NUL; replacing it on every backend keeps one
-                # behaviour and never loses a batch over a stray byte a function printed.
-                "message": e.message.replace("\x00", "\ufffd"),
-            }
+        # PostgreSQL text cannot hold NUL; replacing it on every backend keeps one behaviour
+        # and never loses a batch over a stray byte a function printed.
+        rows: builtins.list[tuple[Any, ...]] | builtins.list[dict[str, Any]] = [
+            (
+                e.group,
+                e.stream,
+                e.timestamp,
+                e.ingestion_time or now,
+                e.message.replace("\x00", "\ufffd"),
+            )
             for e in events
         ]
+        if not self._log_positional:
+            rows = [dict(zip(_LOG_COLUMNS, row, strict=True)) for row in rows]
         with self._write() as conn:
-            conn.execute(insert(log_events), rows)
+            conn.exec_driver_sql(self._log_insert, rows)
 
     def get_log_events(
         self,

@@ -109,3 +109,63 @@ def test_filter_refuses_and_allows_in_a_real_process() -> None:
         "fork": 7,
         "getpid": True,
     }
+
+
+TEMPLATE_CHILD = textwrap.dedent(
+    """
+    import ctypes, errno, json, os, struct
+    from lambdalite.sandbox import seccomp
+
+    libc = ctypes.CDLL(None, use_errno=True)
+    table = seccomp.SYSCALLS[seccomp.machine()]
+    zero = ctypes.c_ulong(0)
+    assert libc.prctl(38, ctypes.c_ulong(1), zero, zero, zero) == 0  # no_new_privs
+
+    def install(program):
+        buf = ctypes.create_string_buffer(program, len(program))
+        fprog = struct.pack("@HP", len(program) // 8, ctypes.addressof(buf))
+        assert libc.prctl(22, ctypes.c_ulong(2), fprog, zero, zero) == 0
+
+    def call(number, *args):
+        ctypes.set_errno(0)
+        result = libc.syscall(number, *[ctypes.c_ulong(a) for a in args])
+        return errno.errorcode.get(ctypes.get_errno(), "OK") if result == -1 else "OK"
+
+    def probe():
+        return {
+            "unshare_nothing": call(table["unshare"], 0),
+            "mount_nothing": call(table["mount"], 0, 0, 0, 0, 0),
+            "setns": call(table["setns"], 0xFFFF, 0),
+            "ptrace_traceme": call(table["ptrace"], 0, 0, 0, 0),
+        }
+
+    install(seccomp.build_template())
+    template = probe()
+    install(seccomp.build())  # what a restored copy adds on top
+    print(json.dumps({"template": template, "copy": probe()}))
+    """
+)
+
+
+def test_template_filter_and_the_strict_one_stacked_on_it() -> None:
+    out = subprocess.run(
+        [sys.executable, "-c", TEMPLATE_CHILD],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
+    assert out.returncode == 0, out.stderr
+    results = json.loads(out.stdout)
+    template = results["template"]
+    # unshare and mount reach the kernel (which answers for itself); the rest stays refused.
+    assert template["unshare_nothing"] == "OK"
+    assert template["mount_nothing"] not in ("OK", "EPERM")
+    assert template["setns"] == "EPERM"
+    assert template["ptrace_traceme"] == "EPERM"
+    assert results["copy"] == {
+        "unshare_nothing": "EPERM",
+        "mount_nothing": "EPERM",
+        "setns": "EPERM",
+        "ptrace_traceme": "EPERM",
+    }

@@ -206,7 +206,7 @@ async def test_namespace_sandboxes_fork_and_use_children_forked_ahead(tmp_path: 
         await warm(b, PYTHON, SANDBOX_DIR)
         first = await run(b, PYTHON, code, "/var/task")
         pool = b.zygotes
-        await until(lambda: sum(map(len, pool._pending.values())) == pool.ahead)
+        await until(lambda: pool.queues.waiting() == pool.ahead)
         second = await run(b, PYTHON, code, "/var/task")
         assert b.zygotes.ahead_used == 1 and b.zygotes.forks == 2
     for status, lines in (first, second):

@@ -12,7 +12,9 @@ to ``snapshot_and_serve``, which
 3. serves requests on the control socket (JSON; see ``_serve``): copies it forks, each
    with what it must join (cgroups, rlimits) and, when it is to run, the new environment's
    variables and output pipe (``SCM_RIGHTS``). The template first says ``serving``, answers
-   each fork with ``pid <n>`` and reports ``exit <n> <status>`` when a copy ends.
+   each fork with ``pid <n>`` and reports ``exit <n> <status>`` when a copy ends. In a
+   namespace sandbox a request is a ``copy`` instead, with the copy's own socket: the fork
+   builds a sandbox of its own (``snapcopy.py``) and deals with the platform directly.
 
 A forked copy (``_restore``) becomes an environment of its own: new session, its cgroups and
 limits, its output pipe on stdout/stderr, the new variables (Runtime API address, log stream,
@@ -94,17 +96,18 @@ def snapshot_and_serve(runtime: Any, connect: Callable[[str], Any], report: Repo
         raise OSError(f"restore/next answered HTTP {status}: {body[:200]!r}")
     runtime.conn.close()
     ctl = socket.socket(fileno=int(os.environ.pop(CONTROL_FD)))
+    copier = _copier()  # loaded now: part of the snapshot, not of every restore
     _flush()
     # What INIT built is the snapshot: keep the collector of every copy off it, so copies
     # neither scan it nor write to (and so duplicate) its pages.
     gc.collect()
     gc.freeze()
     ctl.send(b"serving")
-    if _serve(ctl):
+    if _serve(ctl, copier):
         _restore_hooks(runtime, connect, report)
 
 
-def _serve(ctl: socket.socket) -> bool:
+def _serve(ctl: socket.socket, copier: Any) -> bool:
     """Serve requests until the platform goes away; True in a copy (once it is set up).
 
     ``standby`` forks a copy that enters its session, cgroups and limits at once and then
@@ -136,6 +139,25 @@ def _serve(ctl: socket.socket) -> bool:
         if request is None:
             os._exit(0)  # the platform is gone, or dropped the snapshot
         kind = request.get("kind", "fork")
+        if kind == "copy":  # a template in a namespace sandbox: see ``snapcopy.py``
+            try:
+                pid = os.fork()
+            except Exception as exc:
+                for fd in fds:
+                    os.close(fd)
+                ctl.send(b"error " + str(exc).encode())
+                continue
+            if pid == 0:
+                signal.signal(signal.SIGCHLD, signal.SIG_DFL)
+                ctl.close()
+                if copier is None:
+                    os._exit(_SETUP_FAILED)  # its socket closes: the platform sees it failed
+                copier.become_copy(fds[0])  # returns in the copy's runtime process only
+                return True
+            for fd in fds:
+                os.close(fd)
+            ctl.send(b"pid %d" % pid)
+            continue
         if kind == "go":
             waiting = standby.pop(int(request["pid"]), None)
             try:
@@ -187,6 +209,23 @@ def _serve(ctl: socket.socket) -> bool:
             theirs.close()
             standby[pid] = ours
         ctl.send(b"pid %d" % pid)
+
+
+def _copier() -> Any:
+    """``snapcopy.py`` beside this file (loaded by path, like this module); None when it
+    cannot be loaded (the process sandbox never needs it)."""
+    from importlib.util import module_from_spec, spec_from_file_location
+
+    here = os.path.dirname(os.path.abspath(__file__))
+    try:
+        found = spec_from_file_location("_lambdalite_snapcopy", os.path.join(here, "snapcopy.py"))
+        assert found is not None and found.loader is not None
+        module = module_from_spec(found)
+        found.loader.exec_module(module)
+    except Exception as exc:
+        sys.stderr.write(f"lambdalite snapstart: namespace restores unavailable: {exc}\n")
+        return None
+    return module
 
 
 def _receive(sock: socket.socket) -> tuple[dict[str, Any] | None, list[int]]:
