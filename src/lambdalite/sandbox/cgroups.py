@@ -294,8 +294,11 @@ class Cgroup:
 
     def kill_all(self) -> int:
         """SIGKILL every member once; returns how many were signalled."""
-        if self.version == 2 and _try_write(self.memory_dir / "cgroup.kill", "1"):
-            return len(self.pids())
+        if self.version == 2:
+            # Counted first: killed members leave the group as soon as the kernel reaps them.
+            members = self.pids()
+            if _try_write(self.memory_dir / "cgroup.kill", "1"):
+                return len(members)
         count = 0
         for pid in self.pids():
             with contextlib.suppress(ProcessLookupError, PermissionError):
