@@ -75,9 +75,19 @@ class Spawned:
         self.ctl.close()
 
 
-def send_plan(spawned: Spawned, plan: dict[str, Any]) -> None:
-    """Hand ``plan`` to a child forked without one (it is waiting for it)."""
-    spawned.ctl.send(marshal.dumps(plan))
+def send_plan(spawned: Spawned, plan: dict[str, Any], trees: Sequence[int] = ()) -> None:
+    """Hand ``plan`` to a child forked without one (it is waiting for it), followed by the
+    mount trees it attaches (``mounttree.py``), if any."""
+    _send_plan(spawned.ctl, plan, trees)
+
+
+def _send_plan(sock: socket.socket, plan: dict[str, Any], trees: Sequence[int]) -> None:
+    # One message: the sandbox starts on the plan at once and must not wait for the rest.
+    data = marshal.dumps({**plan, "trees": len(trees)} if trees else plan)
+    if trees:
+        sock.sendmsg([data], [(socket.SOL_SOCKET, socket.SCM_RIGHTS, _pack(*trees))])
+    else:
+        sock.send(data)
 
 
 def has_exited(pidfd: int) -> bool:
@@ -233,17 +243,23 @@ class ForkServer:
         plan: dict[str, Any] | None,
         kind: str = "namespace",
         prelude: dict[str, Any] | None = None,
+        trees: Sequence[int] = (),
     ) -> Spawned:
-        """Have the fork server fork a child of ``kind`` for ``plan``. The ``prelude`` is
-        what the child does first (see ``launcher.py``); without a plan the child then waits
-        for one, sent later with ``send_plan``."""
+        """Have the fork server fork a child of ``kind`` for ``plan`` (and the mount
+        ``trees`` it attaches). The ``prelude`` is what the child does first (see
+        ``launcher.py``); without a plan the child then waits for one, sent later with
+        ``send_plan``."""
         if kind not in KINDS:
             raise ValueError(f"kind must be one of {KINDS}")
         with self._lock:
-            return self._spawn(plan, kind, prelude)
+            return self._spawn(plan, kind, prelude, trees)
 
     def _spawn(
-        self, plan: dict[str, Any] | None, kind: str, prelude: dict[str, Any] | None
+        self,
+        plan: dict[str, Any] | None,
+        kind: str,
+        prelude: dict[str, Any] | None,
+        trees: Sequence[int] = (),
     ) -> Spawned:
         if not self.running:
             if self._popen is not None:
@@ -264,7 +280,7 @@ class ForkServer:
             # They wait in the socket for the child.
             ours.send(marshal.dumps(prelude or {"cgroups": []}))
             if plan is not None:
-                ours.send(marshal.dumps(plan))
+                _send_plan(ours, plan, trees)
             rights = [(socket.SOL_SOCKET, socket.SCM_RIGHTS, _pack(theirs.fileno(), write_fd))]
             sock.sendmsg([kind.encode()], rights)
             data, ancillary, _flags, _addr = sock.recvmsg(4096, socket.CMSG_SPACE(4))

@@ -52,7 +52,13 @@ import resource
 import select
 import signal
 import struct
-from typing import Any
+import sys
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING or __name__.startswith("lambdalite."):
+    from lambdalite.sandbox import rootsteps
+else:  # loaded by path by the launcher, which loaded its sibling first
+    rootsteps = sys.modules["_lambdalite_sandbox_rootsteps"]
 
 _CLONE = {
     "mount": 0x00020000,
@@ -61,9 +67,6 @@ _CLONE = {
     "ipc": 0x08000000,
     "net": 0x40000000,
 }
-_MS_RDONLY, _MS_NOSUID, _MS_NODEV, _MS_NOEXEC = 1, 2, 4, 8
-_MS_REMOUNT, _MS_BIND, _MS_REC, _MS_PRIVATE = 32, 4096, 16384, 1 << 18
-_MNT_DETACH = 2
 _PR_SET_NO_NEW_PRIVS, _PR_CAPBSET_DROP, _PR_SET_SECCOMP = 38, 24, 22
 _PR_CAPBSET_READ = 23
 _USERNS = 0x10000000  # CLONE_NEWUSER
@@ -72,34 +75,15 @@ _SECCOMP_MODE_FILTER = 2
 _CAP_VERSION_3 = 0x20080522
 _SIOCSIFFLAGS = 0x8914
 _IFF_UP, _IFF_LOOPBACK, _IFF_RUNNING = 0x1, 0x8, 0x40
-_PIVOT_ROOT = {"x86_64": 155, "aarch64": 41}
 _SETUP_FAILED = 125
 _EXEC_FAILED = 127
 
-_libc = ctypes.CDLL(None, use_errno=True)  # the process's own C library, already loaded
+_libc = rootsteps.libc
+_check = rootsteps.check
 # The preloaded module of a fork server (``run(argv, env)``), set by the launcher; None
 # when the launcher preloads nothing, and every program is exec'd.
 RUNNER: Any = None
 _PR_SET_NAME = 15
-
-
-def _check(result: int, what: str) -> None:
-    if result != 0:
-        err = ctypes.get_errno()
-        raise OSError(err, f"{what}: {os.strerror(err)}")
-
-
-def _mount(source: str | None, target: str, fstype: str | None, flags: int, data: str) -> None:
-    _check(
-        _libc.mount(
-            None if source is None else source.encode(),
-            target.encode(),
-            None if fstype is None else fstype.encode(),
-            ctypes.c_ulong(flags),
-            data.encode() if data else None,
-        ),
-        f"mount {source or fstype} on {target}",
-    )
 
 
 def _prctl(option: int, arg: int = 0, ptr: Any = None) -> int:
@@ -107,58 +91,6 @@ def _prctl(option: int, arg: int = 0, ptr: Any = None) -> int:
     extra = ptr if ptr is not None else zero
     result: int = _libc.prctl(option, ctypes.c_ulong(arg), extra, zero, zero)
     return result
-
-
-# -- the file system ------------------------------------------------------------------------
-def _mountpoint(path: str, source: str) -> None:
-    """Create ``path`` (in the new root) as a directory or an empty file, like ``source``."""
-    if os.path.isdir(source):
-        os.makedirs(path, 0o755, exist_ok=True)
-    else:
-        os.makedirs(os.path.dirname(path), 0o755, exist_ok=True)
-        if not os.path.exists(path):
-            os.close(os.open(path, os.O_WRONLY | os.O_CREAT, 0o644))
-
-
-def _apply(root: str, op: tuple[Any, ...]) -> None:
-    kind, target = op[0], root + op[1]
-    if kind == "dir":
-        os.makedirs(target, op[2], exist_ok=True)
-        os.chmod(target, op[2])
-    elif kind == "symlink":
-        os.makedirs(os.path.dirname(target), 0o755, exist_ok=True)
-        os.symlink(op[2], target)
-    elif kind == "file":
-        os.makedirs(os.path.dirname(target), 0o755, exist_ok=True)
-        fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, op[3])
-        try:
-            os.write(fd, op[2])
-        finally:
-            os.close(fd)
-    elif kind == "bind":  # ("bind", target, source, read_only, extra flags)
-        source, read_only, flags = op[2], op[3], op[4]
-        _mountpoint(target, source)
-        _mount(source, target, None, _MS_BIND | _MS_REC, "")
-        if read_only or flags:
-            remount = _MS_REMOUNT | _MS_BIND | flags | (_MS_RDONLY if read_only else 0)
-            _mount(None, target, None, remount, "")
-    elif kind in ("tmpfs", "proc"):  # (kind, target, flags, options)
-        os.makedirs(target, 0o755, exist_ok=True)
-        _mount(kind, target, kind, op[2], op[3])
-    else:
-        raise OSError(0, f"unknown file system step {kind!r}")
-
-
-def _pivot(root: str) -> None:
-    """Make the finished ``root`` the root of the mount namespace, read-only."""
-    os.chdir(root)
-    number = _PIVOT_ROOT.get(os.uname().machine)
-    if number is None:
-        raise OSError(0, f"pivot_root: unknown architecture {os.uname().machine}")
-    _check(_libc.syscall(number, b".", b"."), "pivot_root")
-    _check(_libc.umount2(b".", _MNT_DETACH), "detach the host root")
-    os.chdir("/")
-    _mount(None, "/", None, _MS_REMOUNT | _MS_BIND | _MS_RDONLY | _MS_NOSUID | _MS_NODEV, "")
 
 
 # -- the network ----------------------------------------------------------------------------
@@ -266,32 +198,59 @@ def _map_template(child: int, template: dict[str, Any], up: int) -> None:
             os.close(fd)
 
 
-def _become_program(plan: dict[str, Any], go: int, up: int = -1) -> None:
-    """In process 2, in its cgroups: take the limits and identity of the function (while the
-    init finishes the root), wait for the root on ``go``, then exec the runtime (or, forked
-    from a preloaded fork server, become it in place)."""
-    in_process = bool(plan.get("in_process")) and RUNNER is not None
-    if in_process:
-        _close_inherited(keep=go)
-        _show(plan["argv"])
+def _settle(settle: dict[str, Any], keep: tuple[int, ...]) -> None:
+    """In process 2 of a child forked ahead (``early["settle"]``), before its plan comes: the
+    steps that are the same for every function, off the cold start's path. Only taking the
+    sandbox's uid (which the plan brings) and dropping capabilities are left; the seccomp
+    filter lets both through, and needs ``no_new_privs`` or privileges, which it has."""
+    _close_inherited(keep)
     _libc.unshare(_CLONE["cgroup"])  # /proc/self/cgroup shows "/"; older kernels lack it
-    for res, soft, hard in plan["rlimits"]:
+    _limit(settle["rlimits"])
+    _drop_bounding_set()
+    os.setgroups([])
+    _check(_prctl(_PR_SET_NO_NEW_PRIVS, 1), "no_new_privs")
+    install_filter(settle["seccomp"])
+
+
+def _limit(rlimits: list[tuple[int, int, int]]) -> None:
+    for res, soft, hard in rlimits:
         _old_soft, ceiling = resource.getrlimit(res)
         if ceiling != resource.RLIM_INFINITY:  # raising it would need CAP_SYS_RESOURCE
             soft, hard = min(soft, ceiling), min(hard, ceiling)
         resource.setrlimit(res, (soft, hard))
+
+
+def _become_program(
+    plan: dict[str, Any], go: int, up: int = -1, settled: dict[str, Any] | None = None
+) -> None:
+    """In process 2, in its cgroups: take the limits and identity of the function (while the
+    init finishes the root), wait for the root on ``go``, then exec the runtime (or, forked
+    from a preloaded fork server, become it in place). ``settled``: what ``_settle`` was
+    given, the steps common to every function it already took."""
+    in_process = bool(plan.get("in_process")) and RUNNER is not None
+    if in_process:
+        if settled is None:
+            _close_inherited((go,))
+        _show(plan["argv"])
+    if settled is None:
+        _libc.unshare(_CLONE["cgroup"])
+        _limit(plan["rlimits"])
+    elif plan["rlimits"] != settled["rlimits"]:
+        _limit(plan["rlimits"])
     template = plan.get("template")
     if template:
         _become_template(plan, template, go, up)
     else:
-        _drop_bounding_set()
+        if settled is None:
+            _drop_bounding_set()
+            os.setgroups([])
         gid, uid = plan["gid"], plan["uid"]
-        os.setgroups([])
         os.setresgid(gid, gid, gid)
         os.setresuid(uid, uid, uid)
         _clear_capabilities()
-        _check(_prctl(_PR_SET_NO_NEW_PRIVS, 1), "no_new_privs")
-        install_filter(plan["seccomp"])
+        if settled is None or plan["seccomp"] != settled["seccomp"]:
+            _check(_prctl(_PR_SET_NO_NEW_PRIVS, 1), "no_new_privs")
+            install_filter(plan["seccomp"])
         _wait_for_root(go)
     null = os.open("/dev/null", os.O_RDWR)  # the sandbox's own, not a host file
     os.dup2(null, 0)
@@ -323,11 +282,11 @@ def _show(argv: list[str]) -> None:
     ctypes.memmove(start, data + b"\0" * (size - len(data)), size)
 
 
-def _close_inherited(keep: int = -1) -> None:
+def _close_inherited(keep: tuple[int, ...] = ()) -> None:
     """Close every descriptor from 3 up but ``keep``: without an exec, close-on-exec protects
     nothing (the init's control socket, the fork server's own socket)."""
     for name in os.listdir("/proc/self/fd"):
-        if int(name) > 2 and int(name) != keep:
+        if int(name) > 2 and int(name) not in keep:
             with contextlib.suppress(OSError):
                 os.close(int(name))
 
@@ -390,10 +349,9 @@ def prepare(ctl: Any, early: dict[str, Any]) -> None:
     hostname = early["hostname"].encode()
     _check(_libc.sethostname(hostname, len(hostname)), "sethostname")
     root = early["root"]
-    _mount(None, "/", None, _MS_REC | _MS_PRIVATE, "")
-    _mount("tmpfs", root, "tmpfs", _MS_NOSUID | _MS_NODEV, "mode=755,size=1m,nr_inodes=4096")
+    rootsteps.start(root)
     for op in early["ops"]:
-        _apply(root, op)
+        rootsteps.apply(root, op)
     # SIGCHLD must have a handler before the first child exists, or its exit could be missed.
     signal.signal(signal.SIGCHLD, lambda signum, frame: None)
     # Opened here and now, while the host's /sys is still in view for both processes.
@@ -413,6 +371,9 @@ def prepare(ctl: Any, early: dict[str, Any]) -> None:
             for fd in cgroup_fds:
                 os.write(fd, b"0")
                 os.close(fd)
+            settled = early.get("settle")
+            if settled is not None:
+                _settle(settled, (plan_r, go_r))
             chunks = []
             while True:
                 chunk = os.read(plan_r, 1 << 16)
@@ -421,9 +382,10 @@ def prepare(ctl: Any, early: dict[str, Any]) -> None:
                 chunks.append(chunk)
             if not chunks:
                 os._exit(_SETUP_FAILED)  # the sandbox was given up before it got a plan
+            os.close(plan_r)
             plan = marshal.loads(b"".join(chunks))
             argv0 = plan["argv"][0]
-            _become_program(plan, go_r, up_w)
+            _become_program(plan, go_r, up_w, settled)
         except BaseException as exc:  # report anything, then exit
             os.write(2, f"lambdalite sandbox: cannot start {argv0}: {exc}\n".encode())
         os._exit(_EXEC_FAILED)
@@ -434,13 +396,17 @@ def prepare(ctl: Any, early: dict[str, Any]) -> None:
     for fd in cgroup_fds:
         os.close(fd)
     _prepared.update(child=child, plan_w=plan_w, go_w=go_w, up_r=up_r)
+    if early.get("pivot"):  # the plan's host directories then come as mount trees
+        rootsteps.enter(root)
+        _prepared["pivoted"] = 1
 
 
-def run(ctl: Any, plan: dict[str, Any]) -> None:
+def run(ctl: Any, plan: dict[str, Any], trees: list[int] | None = None) -> None:
     """Build the sandbox of ``plan``, start its program and supervise it; never returns.
 
     Without a ``prepare`` before, it prepares from ``plan`` first (all of ``plan["ops"]``
-    then runs on the new root)."""
+    then runs on the new root). ``trees`` are the mount trees its ``attach`` steps name,
+    received with the plan."""
     try:
         template = plan.get("template")
         if template:
@@ -458,10 +424,18 @@ def run(ctl: Any, plan: dict[str, Any]) -> None:
             while data:
                 data = data[os.write(_prepared["plan_w"], data) :]
         os.close(_prepared["plan_w"])
-        root = plan["root"]
-        for op in plan["ops"]:
-            _apply(root, op)
-        _pivot(root)
+        if _prepared.get("pivoted"):
+            if len(trees or ()) != plan.get("trees", 0):
+                raise OSError(0, f"the plan names {plan.get('trees', 0)} mount trees")
+            for op in plan["ops"]:
+                rootsteps.apply("", op, trees)
+            rootsteps.seal()
+        else:
+            root = plan["root"]
+            for op in plan["ops"]:
+                rootsteps.apply(root, op)
+            rootsteps.enter(root)
+            rootsteps.seal()
         if template:
             os.write(_prepared["go_w"], b"g")  # the root is ready: it may unshare now
             _map_template(_prepared["child"], template, _prepared["up_r"])

@@ -71,13 +71,15 @@ def _load(name: str, path: str) -> Any:
 
 if TYPE_CHECKING:
     from lambdalite.sandbox import inside
-else:
+else:  # ``inside`` finds its sibling among the loaded modules
+    _load("_lambdalite_sandbox_rootsteps", os.path.join(_HERE, "rootsteps.py"))
     inside = _load("_lambdalite_sandbox_inside", os.path.join(_HERE, "inside.py"))
 
 _CLONE_NEWPID = 0x20000000
 _PR_SET_NAME = 15
 _MAX_REQUEST = 256
 _MAX_PLAN = 1 << 22
+_MAX_TREES = 64  # host directories a plan may attach (code, layers, extensions)
 _SETUP_FAILED = 125
 _EXEC_FAILED = 127
 
@@ -116,6 +118,21 @@ def read_plan(ctl_fd: int) -> dict[str, Any]:
         raise OSError(0, "no plan on the control socket")
     plan: dict[str, Any] = marshal.loads(data)
     return plan
+
+
+def read_plan_and_trees(ctl: Any) -> tuple[dict[str, Any], list[int]]:
+    """In a sandbox's init: the plan, with the mount trees sent in the same message."""
+    size = _socket.CMSG_SPACE(4 * _MAX_TREES)
+    data, ancillary, _flags, _addr = ctl.recvmsg(_MAX_PLAN, size)
+    if not data:
+        raise OSError(0, "no plan on the control socket")
+    trees: list[int] = []
+    for level, kind, payload in ancillary:
+        if level == _socket.SOL_SOCKET and kind == _socket.SCM_RIGHTS:
+            usable = len(payload) - len(payload) % 4
+            trees += struct.unpack(f"{usable // 4}i", payload[:usable])
+    plan: dict[str, Any] = marshal.loads(data)
+    return plan, trees
 
 
 def join_cgroups(paths: list[str]) -> None:
@@ -159,7 +176,7 @@ def _start_init(sock: Any, own_pidns: int, ctl_fd: int, out_fd: int) -> None:
                 message = f"lambdalite sandbox: setup failed: {exc}"
                 ctl.send(b"error " + message.encode())
                 raise
-        inside.run(ctl, read_plan(ctl_fd))
+        inside.run(ctl, *read_plan_and_trees(ctl))
     except BaseException as exc:
         os.write(2, f"lambdalite sandbox: cannot start: {exc}\n".encode())
     os._exit(_SETUP_FAILED)

@@ -37,7 +37,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from lambdalite.sandbox import cgroups, mounts, peers, seccomp
+from lambdalite.sandbox import cgroups, mounts, mounttree, peers, seccomp
 from lambdalite.sandbox import rootfs as image_root
 from lambdalite.sandbox.base import Layout, Limits, OutputCallback
 from lambdalite.sandbox.namespace_sandbox import NamespaceSandbox as NamespaceSandbox
@@ -96,6 +96,7 @@ class NamespaceSandboxBackend(ProcessSandboxBackend):
         self._seccomp = b""
         self._root_dir = Path()
         self._check_peers = False
+        self._trees = False  # whether forked children pivot ahead (``mounttree.py``)
         self._uids: set[int] = set()
         self._views: dict[tuple[tuple[str, ...], tuple[Path, ...]], _View] = {}
 
@@ -127,6 +128,7 @@ class NamespaceSandboxBackend(ProcessSandboxBackend):
         isolated = self.ns_options.network == "isolated"
         self._system = mounts.system_view(host_network=not isolated)
         self._check_peers = not isolated and peers.lookups_work()
+        self._trees = mounttree.available()
         if not isolated and not self._check_peers:
             log.warning(
                 "socket diagnostics unavailable: environments sharing the host network are "
@@ -238,17 +240,32 @@ class NamespaceSandboxBackend(ProcessSandboxBackend):
         fixed = [op for op in rest if _same_for_every_function(op)]
         early = {key: plan[key] for key in ("root", "hostname", "isolated", "api_port")}
         early["ops"] = plan["ops"][:system] + fixed
+        # Process 2 also takes the steps that do not depend on the function while it waits.
+        early["settle"] = {"rlimits": plan["rlimits"], "seccomp": plan["seccomp"]}
+        ops = [op for op in rest if op not in fixed]
+        trees: list[int] = []
+        if self._trees:  # they pivot while they wait; host directories come as mount trees
+            early["pivot"] = True
+            try:
+                ops, trees = mounttree.detach_binds(ops)
+            except OSError as exc:
+                log.debug("cannot clone the mounts of %s (%s): exec", cwd, exc)
+                return None
         # Interpreters are shown at their real path, which keys their zygote.
         program = plan["argv"]
-        return self.zygotes.spawn(
-            program[0],
-            os.path.dirname(program[1]),
-            {**plan, "ops": [op for op in rest if op not in fixed]},
-            "namespace",
-            limits,
-            lambda wanted, ahead: self._new_cgroup("ahead" if ahead else label, wanted),
-            early,
-        )
+        try:
+            return self.zygotes.spawn(
+                program[0],
+                os.path.dirname(program[1]),
+                {**plan, "ops": ops},
+                "namespace",
+                limits,
+                lambda wanted, ahead: self._new_cgroup("ahead" if ahead else label, wanted),
+                early,
+                trees,
+            )
+        finally:
+            mounttree.close_all(trees)  # the sandbox holds its own references now
 
     def _zygote_markers(self) -> list[str]:
         return [f"--owner={self._owner}", f"--state={self._state_dir()}"]

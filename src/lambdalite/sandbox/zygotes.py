@@ -160,12 +160,14 @@ class ZygotePool:
         limits: Limits,
         new_group: GroupFactory,
         early: dict[str, Any] | None = None,
+        trees: Sequence[int] = (),
     ) -> tuple[Spawned, cgroups.Cgroup | None] | None:
         """Fork ``plan`` from the zygote of ``interpreter``, in a cgroup with ``limits``
         (made by ``new_group``); None when that is not possible now (the caller execs).
 
         ``early`` (namespace sandboxes) is the function-independent part of the sandbox,
-        which children forked ahead of need build while they wait."""
+        which children forked ahead of need build while they wait; ``trees`` are the mount
+        trees the plan's ``attach`` steps name (the caller keeps and closes them)."""
         key = (interpreter, visible_dir)
         failures = self._failures.get(key, 0)
         if failures >= _GIVE_UP_AFTER:
@@ -174,13 +176,13 @@ class ZygotePool:
                 return None
         plan = {**plan, "in_process": True, "cgroups": []}
         try:
-            result = self._from_pending((*key, kind), plan, limits)
+            result = self._from_pending((*key, kind), plan, limits, trees)
             found = result is not None
             if result is None:
                 if not self._usable(key):
                     log.debug("zygote of %s not ready: exec", interpreter)
                     return None
-                result = self._fork_now(key, kind, plan, limits, new_group, early)
+                result = self._fork_now(key, kind, plan, limits, new_group, early, trees)
         except OSError as exc:
             self._failures[key] = failures + 1
             log.warning("zygote of %s failed (%s); starting a new interpreter", interpreter, exc)
@@ -226,7 +228,11 @@ class ZygotePool:
         return server.wait_ready(max(0.0, remaining) + _WAIT_MARGIN)
 
     def _from_pending(
-        self, key: tuple[str, str, str], plan: dict[str, Any], limits: Limits
+        self,
+        key: tuple[str, str, str],
+        plan: dict[str, Any],
+        limits: Limits,
+        trees: Sequence[int] = (),
     ) -> tuple[Spawned, cgroups.Cgroup | None] | None:
         # A process child's exit is reported by its zygote: none from a zygote that died.
         if key[2] == "process" and not self.server(key[0], key[1]).running:
@@ -242,7 +248,7 @@ class ZygotePool:
             try:
                 if pending.group is not None and pending.memory_mb != limits.memory_mb:
                     pending.group.resize(limits.memory_mb)
-                send_plan(pending.spawned, plan)
+                send_plan(pending.spawned, plan, trees)
             except OSError:
                 pending.discard()
                 continue
@@ -257,6 +263,7 @@ class ZygotePool:
         limits: Limits,
         new_group: GroupFactory,
         early: dict[str, Any] | None,
+        trees: Sequence[int] = (),
     ) -> tuple[Spawned, cgroups.Cgroup | None]:
         group = new_group(limits, plan is None)
         procs = [os.fsdecode(p) for p in group.procs_files()] if group is not None else []
@@ -265,7 +272,7 @@ class ZygotePool:
         else:
             prelude = {"cgroups": procs}
         try:
-            spawned = self.server(*key).spawn(plan, kind, prelude)
+            spawned = self.server(*key).spawn(plan, kind, prelude, trees)
         except BaseException:
             if group is not None:
                 group.remove()
