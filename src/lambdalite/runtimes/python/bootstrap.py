@@ -92,6 +92,7 @@ class _RuntimeConnection:
             break
         self._host = address
         self._sock = self._reader = None
+        self._carried = False  # whether the connection has carried a request yet
 
     def close(self):
         for closable in (self._reader, self._sock):
@@ -102,7 +103,8 @@ class _RuntimeConnection:
     def request(self, method, path, body=None, headers=()):
         if self._sock is not None and self._closed_by_peer():
             self.close()
-        reused = self._sock is not None
+        # Opened early but not used yet: a failure on it is a first request's failure.
+        reused = self._sock is not None and self._carried
         head = [f"{method} {path} HTTP/1.1", f"Host: {self._host}", f"User-Agent: {_USER_AGENT}"]
         if body is not None:
             head.append(f"Content-Length: {len(body)}")
@@ -142,6 +144,7 @@ class _RuntimeConnection:
         sock.settimeout(None)  # user code may have changed the default timeout
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         self._sock, self._reader = sock, sock.makefile("rb")
+        self._carried = False
 
     def _exchange(self, data):
         if self._sock is None:
@@ -153,6 +156,7 @@ class _RuntimeConnection:
             raise _NoResponse(f"connection to the Runtime API failed: {exc}") from None
         if not status_line:
             raise _NoResponse("connection closed by the Runtime API before responding")
+        self._carried = True
         try:
             return self._read_response(status_line)
         except ValueError as exc:  # a length or chunk size that is not a number
