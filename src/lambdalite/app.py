@@ -141,6 +141,9 @@ class Server:
             access_log=False,
             http=CoalescingHttpProtocol,
             timeout_keep_alive=75,
+            # X-Forwarded-* only matter to function URLs (their sourceIp): the gateway applies
+            # them there, and the API's requests skip the middleware.
+            proxy_headers=False,
         )
         server = _HttpServer(config)
         log.info(

@@ -50,7 +50,7 @@ ExtraRoute = tuple[str, str, AsgiApp]  # (method or "*", path prefix, app)
 DEFAULT_MAX_BODY_BYTES = 80 * 1024 * 1024
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True)
 class RequestContext:
     """What a handler may need about the HTTP request besides its parsed parameters."""
 
@@ -61,6 +61,27 @@ class RequestContext:
     query: dict[str, list[str]]
     client_host: str | None
     operation: str = ""
+
+    def __init__(
+        self,
+        request_id: str,
+        method: str,
+        path: str,
+        headers: HeaderMap,
+        query: dict[str, list[str]],
+        client_host: str | None,
+        operation: str = "",
+    ) -> None:
+        # One per request: the fields go straight into the instance's dict, which is what
+        # the generated __init__ of a frozen class does one object.__setattr__ at a time.
+        fields = self.__dict__
+        fields["request_id"] = request_id
+        fields["method"] = method
+        fields["path"] = path
+        fields["headers"] = headers
+        fields["query"] = query
+        fields["client_host"] = client_host
+        fields["operation"] = operation
 
 
 Handler = Callable[[dict[str, Any], RequestContext], Awaitable[dict[str, Any]]]
@@ -119,15 +140,12 @@ class AwsAsgiApp:
         self._on_shutdown = tuple(on_shutdown)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        kind = scope["type"]
-        if kind == "http":
-            await self._http(scope, receive, send)
-        elif kind == "lifespan":
-            await self._lifespan(receive, send)
-
-    # ------------------------------------------------------------------- http
-
-    async def _http(self, scope: Scope, receive: Receive, send: Send) -> None:
+        # HTTP requests are served here rather than one call further down: every call is one
+        # more coroutine that each wake-up of the request passes through.
+        if scope["type"] != "http":
+            if scope["type"] == "lifespan":
+                await self._lifespan(receive, send)
+            return
         method: str = scope["method"]
         path: str = scope["path"]
         if path.startswith(self._extra_prefixes):
@@ -310,8 +328,22 @@ def _json_error_without_service(error: LambdaError, request_id: str) -> Response
     return 400, headers, body
 
 
+# Header names as they go on the wire, by the name a response gives (a handful in all).
+_NAMES: dict[str, bytes] = {}
+_NAMES_MAX = 256
+
+
 def _encode_headers(headers: list[tuple[str, str]]) -> list[tuple[bytes, bytes]]:
-    return [(k.lower().encode("latin-1"), _header_bytes(v)) for k, v in headers]
+    names = _NAMES
+    raw: list[tuple[bytes, bytes]] = []
+    for k, v in headers:
+        name = names.get(k)
+        if name is None:
+            name = k.lower().encode("latin-1")
+            if len(names) < _NAMES_MAX:
+                names[k] = name
+        raw.append((name, _header_bytes(v)))
+    return raw
 
 
 def _header_bytes(value: str) -> bytes:

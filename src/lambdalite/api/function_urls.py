@@ -9,8 +9,11 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import re
-from typing import Any
+from typing import Any, cast
+
+from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
 from lambdalite.api.asgi import AsgiApp, Receive, Scope, Send, new_request_id
 from lambdalite.api.http_events import (
@@ -54,19 +57,39 @@ class FunctionUrlGateway:
         self.plane = plane
         self.verifier = verifier
         self.account = plane.deps.settings.account_id
+        # A function URL's caller (its event's sourceIp) as a trusted proxy in front says
+        # (X-Forwarded-For), with uvicorn's own rules and trusted addresses.
+        trusted = os.environ.get("FORWARDED_ALLOW_IPS", "127.0.0.1,::1")
+        self._forwarded: Any = ProxyHeadersMiddleware(cast(Any, self._serve), trusted)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.inner(scope, receive, send)
             return
         # Every API call passes here: find the host without decoding the other headers.
-        host = next((v for k, v in scope["headers"] if k.lower() == b"host"), b"").decode("latin-1")
-        by_host = _HOST_RE.match(host)
+        raw_host = b""
+        for key, value in scope["headers"]:
+            if key.lower() == b"host":
+                raw_host = value
+                break
         path = scope["path"]
+        if b".lambda-url." not in raw_host and not path.startswith(PATH_PREFIX):
+            await self.inner(scope, receive, send)
+            return
+        host = raw_host.decode("latin-1")
+        by_host = _HOST_RE.match(host)
         by_path = None if by_host or not path.startswith(PATH_PREFIX) else _PATH_RE.match(path)
         if by_host is None and by_path is None:
             await self.inner(scope, receive, send)
             return
+        await self._forwarded(scope, receive, send)
+
+    async def _serve(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """A request to a function URL (by host name or by path)."""
+        host = next((v for k, v in scope["headers"] if k.lower() == b"host"), b"").decode("latin-1")
+        by_host = _HOST_RE.match(host)
+        path = scope["path"]
+        by_path = None if by_host or not path.startswith(PATH_PREFIX) else _PATH_RE.match(path)
         headers = [(k.decode("latin-1"), v.decode("latin-1")) for k, v in scope["headers"]]
         if by_host is not None:
             url_id = by_host["id"]

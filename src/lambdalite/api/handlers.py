@@ -103,9 +103,10 @@ def _bind(plane: ControlPlane, table: dict[str, tuple[str, str]]) -> dict[str, H
 def lambda_handlers(plane: ControlPlane) -> dict[str, Handler]:
     handlers = _bind(plane, LAMBDA_OPERATIONS)
 
-    async def invoke(params: dict[str, Any], ctx: RequestContext) -> dict[str, Any]:
+    def invoke(params: dict[str, Any], ctx: RequestContext) -> Awaitable[dict[str, Any]]:
+        # The service's own coroutine, awaited by the caller: no coroutine of its own.
         trace = ctx.headers.get("x-amzn-trace-id")
-        return await plane.invocations.invoke(params, ctx.request_id, trace)
+        return plane.invocations.invoke(params, ctx.request_id, trace)
 
     async def invoke_stream(params: dict[str, Any], ctx: RequestContext) -> dict[str, Any]:
         trace = ctx.headers.get("x-amzn-trace-id")

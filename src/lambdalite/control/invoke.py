@@ -11,9 +11,10 @@ import logging
 import os
 import random
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol, cast
 
 from lambdalite.control.aliases import pick_version
 from lambdalite.control.asyncevent import AsyncEvent
@@ -24,7 +25,13 @@ from lambdalite.control.images import ImageFunctions, is_image_code
 from lambdalite.control.layers import LayerService
 from lambdalite.control.limiter import ConcurrencyLimiter
 from lambdalite.control.limits import MAX_ASYNC_PAYLOAD, MAX_SYNC_PAYLOAD
-from lambdalite.control.recursion import Lineage, RecursionService, lineage_of, too_deep
+from lambdalite.control.recursion import (
+    MAX_DEPTH,
+    Lineage,
+    RecursionService,
+    lineage_of,
+    too_deep,
+)
 from lambdalite.core.arn import LATEST, VERSION_RE, FunctionRef, parse_function
 from lambdalite.core.errors import (
     InvalidRequestContentException,
@@ -222,9 +229,12 @@ class InvokeService:
             return {"StatusCode": 204}
         name = resolved.function.key
         qualifier = ref.qualifier
-        arn = self.deps.arns.function(name) if trace else ""
-        lineage = lineage_of(trace, arn) if trace else known.root_lineage
-        trace_id = lineage.trace(trace or new_trace_id())
+        if trace:
+            lineage = lineage_of(trace, self.deps.arns.function(name))
+            trace_id = lineage.trace(trace)
+        else:  # a fresh trace id carries no lineage of its own: this one goes after it
+            lineage = known.root_lineage
+            trace_id = f"{new_trace_id()};Lineage={lineage.chain}:{lineage.depth}"
         if kind == "Event":
             if self.events is None:
                 raise ServiceException("Asynchronous invocation is not available.")
@@ -239,7 +249,7 @@ class InvokeService:
             )
             await self.events.submit(event, payload)
             return {"StatusCode": 202}
-        if too_deep(lineage, self.recursion.recursion(name)):
+        if lineage.depth > MAX_DEPTH and too_deep(lineage, self.recursion.recursion(name)):
             raise RecursiveInvocationException(RECURSION_MESSAGE, Type="User")
         request = InvokeRequest(
             request_id=request_id,
@@ -286,9 +296,25 @@ class InvokeService:
         return result
 
 
+# The C scanner ``json.loads`` ends up in, with the same (default) settings.
+_SCAN: Callable[[str, int], tuple[Any, int]] = cast(Any, json.JSONDecoder()).scan_once
+# Below this many brackets no nesting is deep enough to reach the recursion limit.
+_SHALLOW = 200
+
+
 def _check_json(payload: bytes) -> bytes:
     if not payload.strip():
         return b"{}"
+    if payload[0] not in b" \t\n\r" and payload.count(b"[") + payload.count(b"{") < _SHALLOW:
+        # The common case without the detours of ``json.loads`` (encoding detection, the
+        # whitespace skips): one value that spans the whole payload is what it accepts; any
+        # doubt (another encoding, a BOM, extra data) is settled by ``json.loads`` below.
+        try:
+            text = payload.decode()
+            if _SCAN(text, 0)[1] == len(text):
+                return payload
+        except (StopIteration, ValueError):
+            pass
     try:
         json.loads(payload)
     except ValueError as exc:

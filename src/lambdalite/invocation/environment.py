@@ -82,6 +82,7 @@ class ExecutionEnvironment:
         self._init_result: tuple[float | None, tuple[str, str, bytes] | None] | None = None
         self.last_used = 0.0  # loop time the last invocation ended
         self.log_stream = log_stream_name(spec.version, time.time())
+        self._log_group = spec.log_group
         self._backend = backend
         self._sink = log_sink
         self._runtime_dir = runtime_dir
@@ -107,7 +108,7 @@ class ExecutionEnvironment:
     # -- logging ------------------------------------------------------------------------------
     def _emit(self, line: str) -> None:
         try:
-            self._sink.emit(self.spec.log_group, self.log_stream, int(time.time() * 1000), line)
+            self._sink.emit(self._log_group, self.log_stream, int(time.time() * 1000), line)
         except Exception:
             log.exception("log sink failed")
         if self._tail is not None:

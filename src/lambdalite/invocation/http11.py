@@ -26,7 +26,7 @@ _CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
 _REASONS = {status.value: status.phrase for status in HTTPStatus}
 
 
-@dataclass
+@dataclass(slots=True)
 class Request:
     method: str
     path: str  # without the query string
@@ -39,7 +39,7 @@ class Request:
     disconnected: asyncio.Future[None] | None = None
 
 
-@dataclass
+@dataclass(slots=True)
 class Response:
     status: int
     body: bytes = b""
@@ -170,7 +170,7 @@ class HttpProtocol(asyncio.Protocol):
                 if len(buf) > _MAX_HEAD:
                     raise _BadRequest("request head too large")
                 return False
-            head = bytes(buf[:end]).decode("latin-1")
+            head = buf[:end].decode("latin-1")
             del buf[: end + 4]
             self._start_request(head)
             return True

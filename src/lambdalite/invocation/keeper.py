@@ -93,7 +93,8 @@ class Keeper:
 
     # -- PoolObserver -------------------------------------------------------------------------
     def started(self, pool: Pool, env: ExecutionEnvironment) -> None:
-        self._warmed.pop(env, None)
+        if self._warmed:  # rarely any: no weak reference made per invocation for nothing
+            self._warmed.pop(env, None)
         activity = self._of(pool)
         activity.spec = env.spec
         activity.arrived(self._clock())

@@ -234,7 +234,12 @@ class EnvironmentManager:
     # -- introspection ------------------------------------------------------------------------
     def has_idle(self, spec: FunctionSpec) -> bool:
         pool = self._pools.get(spec.pool_key)
-        return pool is not None and any(env.state is State.IDLE for env in pool.idle)
+        if pool is None:
+            return False
+        idle = pool.idle
+        if idle and idle[-1].state is State.IDLE:  # the top of the stack, nearly always
+            return True
+        return any(env.state is State.IDLE for env in idle)
 
     def environments(self) -> list[EnvironmentInfo]:
         return [

@@ -32,6 +32,9 @@ MAX_RESPONSE_BYTES = 6291556  # 6 MiB + 100, the buffered response limit
 MAX_STREAM_BYTES = 200 * 1024 * 1024  # a streamed response's limit
 _VALID_ERROR_TYPE = re.compile(r"(Runtime|Function)\.[A-Z][a-zA-Z]+")
 _OK = b'{"status":"OK"}'
+_RUNTIME_PREFIX = API_PREFIX + "/runtime/"
+_RUNTIME_PREFIX_LEN = len(_RUNTIME_PREFIX)
+_INVOCATION_LEN = len("invocation/")
 
 
 @dataclass(frozen=True)
@@ -43,6 +46,20 @@ class Outcome:
     content_type: str = "application/json"
     error_type: str | None = None
 
+    def __init__(
+        self,
+        kind: str,
+        body: bytes = b"",
+        content_type: str = "application/json",
+        error_type: str | None = None,
+    ) -> None:
+        # One per invocation: straight into the instance dict, as in platform_log.Report.
+        fields = self.__dict__
+        fields["kind"] = kind
+        fields["body"] = body
+        fields["content_type"] = content_type
+        fields["error_type"] = error_type
+
 
 @dataclass(frozen=True)
 class InitFailure:
@@ -50,7 +67,7 @@ class InitFailure:
     body: bytes
 
 
-@dataclass
+@dataclass(slots=True)
 class Event:
     request_id: str
     payload: bytes
@@ -140,6 +157,10 @@ class RuntimeApi:
         self.extensions: ExtensionsApi | None = None
         # Set while an invocation waits in ``wait_answer``: resolved as the answer is taken.
         self._answered: asyncio.Future[None] | None = None
+        # The waiting invocation's deadline (loop time) and its timer, left armed for the next
+        # invocation (re-armed if it fires early) rather than scheduled and cancelled each time.
+        self._deadline = 0.0
+        self._timer: asyncio.TimerHandle | None = None
 
     async def start(self, sock: socket.socket | None = None, address: str = "") -> str:
         """Listen on a free port, or serve the listening ``sock`` made elsewhere (whose
@@ -183,23 +204,41 @@ class RuntimeApi:
             return
         loop = asyncio.get_running_loop()
         woken = self._answered = loop.create_future()
-
-        def wake(_: object = None) -> None:
-            if not woken.done():
-                woken.set_result(None)
-
-        timer = loop.call_later(timeout, wake)
-        exited.add_done_callback(wake)
+        deadline = self._deadline = loop.time() + timeout
+        timer = self._timer
+        if timer is None or timer.when() > deadline:
+            if timer is not None:
+                timer.cancel()
+            self._timer = loop.call_at(deadline, self._at_deadline)
+        exited.add_done_callback(self._on_exit)
         try:
             await woken
         finally:
-            timer.cancel()
-            exited.remove_done_callback(wake)
+            exited.remove_done_callback(self._on_exit)
             if self._answered is woken:
                 self._answered = None
 
+    def _at_deadline(self) -> None:
+        """The timer fired: the deadline has come, or it was an earlier one's (re-armed)."""
+        timer, self._timer = self._timer, None
+        woken = self._answered
+        if woken is None or woken.done() or timer is None:
+            return
+        if timer.when() >= self._deadline:
+            woken.set_result(None)
+        else:
+            self._timer = asyncio.get_running_loop().call_at(self._deadline, self._at_deadline)
+
+    def _on_exit(self, _: object) -> None:
+        woken = self._answered  # the runtime exited: wake the waiting invocation
+        if woken is not None and not woken.done():
+            woken.set_result(None)
+
     async def close(self) -> None:
         """Stop listening and drop every connection (a runtime blocked in /next included)."""
+        timer, self._timer = self._timer, None
+        if timer is not None:
+            timer.cancel()
         waiter, self._waiter = self._waiter, None
         if waiter is not None and not waiter.done():
             self._hang_up()
@@ -211,14 +250,14 @@ class RuntimeApi:
         path = request.path
         if self.extensions is not None and path.startswith("/2020-01-01/extension/"):
             return self.extensions.handle(request)
-        if path.startswith(API_PREFIX + "/runtime/"):
-            rest = path[len(API_PREFIX) + len("/runtime/") :]
+        if path.startswith(_RUNTIME_PREFIX):
+            rest = path[_RUNTIME_PREFIX_LEN:]
             if rest == "invocation/next":
                 if request.method != "GET":
                     return _method_not_allowed()
                 return self._next(request)
             if rest.startswith("invocation/"):
-                request_id, _, action = rest[len("invocation/") :].rpartition("/")
+                request_id, _, action = rest[_INVOCATION_LEN:].rpartition("/")
                 if action in ("response", "error") and request_id and "/" not in request_id:
                     if request.method != "POST":
                         return _method_not_allowed()

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable
 
 from lambdalite.store.base import LogEvent, Store
 
@@ -34,13 +35,18 @@ class StoreLogSink:
         self.interval = interval
         self.busy_interval = busy_interval
         self.busy_batch = busy_batch
-        self._buffer: list[LogEvent] = []
+        # (group, stream, timestamp, message): a LogEvent each is only made when the store
+        # takes nothing else (a few lines per invocation, on the event loop).
+        self._buffer: list[tuple[str, str, int, str]] = []
+        self._write: Callable[[list[tuple[str, str, int, str]]], None] = getattr(
+            store, "append_log_lines", self._append_events
+        )
         self._task: asyncio.Task[None] | None = None
         self._closed = False
 
     def emit(self, group: str, stream: str, timestamp_ms: int, message: str) -> None:
         # The store stamps the ingestion time of events that carry none when it writes them.
-        self._buffer.append(LogEvent(group, stream, timestamp_ms, message))
+        self._buffer.append((group, stream, timestamp_ms, message))
         if self._task is None and not self._closed:
             self._task = asyncio.get_running_loop().create_task(self._run())
 
@@ -57,10 +63,13 @@ class StoreLogSink:
             return 0
         batch, self._buffer = self._buffer, []
         try:
-            await asyncio.to_thread(self.store.append_logs, batch)
+            await asyncio.to_thread(self._write, batch)
         except Exception:
             log.exception("could not store %d log events", len(batch))
         return len(batch)
+
+    def _append_events(self, lines: list[tuple[str, str, int, str]]) -> None:
+        self.store.append_logs([LogEvent(*line) for line in lines])
 
     async def close(self) -> None:
         self._closed = True

@@ -273,6 +273,23 @@ class SqlStore:
             )
             for e in events
         ]
+        self._insert_logs(rows)
+
+    def append_log_lines(self, lines: Sequence[tuple[str, str, int, str]]) -> None:
+        """``append_logs`` of events given as (group, stream, timestamp, message), all
+        ingested now: what the log sink buffers, without an object per line."""
+        if not lines:
+            return
+        now = _now_ms()
+        rows: builtins.list[tuple[Any, ...]] | builtins.list[dict[str, Any]] = [
+            (group, stream, timestamp, now, message.replace("\x00", "\ufffd"))
+            for group, stream, timestamp, message in lines
+        ]
+        self._insert_logs(rows)
+
+    def _insert_logs(
+        self, rows: builtins.list[tuple[Any, ...]] | builtins.list[dict[str, Any]]
+    ) -> None:
         if not self._log_positional:
             rows = [dict(zip(_LOG_COLUMNS, row, strict=True)) for row in rows]
         with self._write() as conn:
