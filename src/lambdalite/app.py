@@ -12,6 +12,7 @@ import asyncio
 import contextlib
 import json
 import logging
+import os
 import signal
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -114,7 +115,9 @@ def build(settings: Settings) -> Components:
         settings.region,
         reject_replays=settings.reject_replayed_signatures,
     )
-    gateway = FunctionUrlGateway(api, plane, verifier)
+    # uvicorn's variable for the proxies it believes, as its own middleware would read it.
+    trusted = os.environ.get("FORWARDED_ALLOW_IPS", "127.0.0.1,::1")
+    gateway = FunctionUrlGateway(api, plane, verifier, trusted)
     return Components(store, code, sink, backend, manager, plane, gateway)
 
 

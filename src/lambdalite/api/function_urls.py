@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import re
 from typing import Any, cast
 
@@ -52,15 +51,22 @@ class _Denied(Exception):
 
 
 class FunctionUrlGateway:
-    def __init__(self, inner: AsgiApp, plane: ControlPlane, verifier: SigV4Verifier) -> None:
+    def __init__(
+        self,
+        inner: AsgiApp,
+        plane: ControlPlane,
+        verifier: SigV4Verifier,
+        trusted_proxies: str = "127.0.0.1,::1",
+    ) -> None:
+        """``trusted_proxies``: the addresses whose X-Forwarded-For is believed, as uvicorn
+        takes them (comma-separated addresses or networks, ``*`` for any)."""
         self.inner = inner
         self.plane = plane
         self.verifier = verifier
         self.account = plane.deps.settings.account_id
         # A function URL's caller (its event's sourceIp) as a trusted proxy in front says
-        # (X-Forwarded-For), with uvicorn's own rules and trusted addresses.
-        trusted = os.environ.get("FORWARDED_ALLOW_IPS", "127.0.0.1,::1")
-        self._forwarded: Any = ProxyHeadersMiddleware(cast(Any, self._serve), trusted)
+        # (X-Forwarded-For), with uvicorn's own rules.
+        self._forwarded: Any = ProxyHeadersMiddleware(cast(Any, self._serve), trusted_proxies)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":

@@ -34,8 +34,9 @@ from lambdalite.invocation.platform_log import (
     billed_ms,
     timeout_line,
 )
-from lambdalite.invocation.runtime_api import Event, InitFailure, Outcome, RuntimeApi
+from lambdalite.invocation.runtime_api import RuntimeApi
 from lambdalite.invocation.runtime_env import log_stream_name, sandbox_environment
+from lambdalite.invocation.runtime_events import Event, InitFailure, Outcome
 from lambdalite.sandbox.base import Limits, PeerSocket, Sandbox, SandboxBackend, describe_exit
 
 log = logging.getLogger(__name__)

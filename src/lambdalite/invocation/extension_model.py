@@ -15,7 +15,7 @@ from typing import Any
 
 from lambdalite.invocation.http11 import Request, Response
 from lambdalite.invocation.platform_log import iso_time
-from lambdalite.invocation.runtime_api import api_error
+from lambdalite.invocation.runtime_events import api_error
 
 
 @dataclass

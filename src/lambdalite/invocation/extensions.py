@@ -39,10 +39,11 @@ from lambdalite.invocation.extension_model import (
     status_line,
 )
 from lambdalite.invocation.http11 import Request, Response
-from lambdalite.invocation.runtime_api import InitFailure, Outcome, api_error
+from lambdalite.invocation.runtime_events import InitFailure, Outcome, api_error
 
 if TYPE_CHECKING:
-    from lambdalite.invocation.runtime_api import Event, RuntimeApi
+    from lambdalite.invocation.runtime_api import RuntimeApi
+    from lambdalite.invocation.runtime_events import Event
 
 EXTENSIONS_PREFIX = "/2020-01-01/extension/"
 # Ours, not Lambda's: the launcher's long poll, answered once every launched extension has

@@ -10,7 +10,8 @@ from typing import Any
 
 from lambdalite.invocation.extension_model import Extension, status_line
 from lambdalite.invocation.extensions import MAX_EXTENSIONS, ExtensionsApi
-from lambdalite.invocation.runtime_api import Event, RuntimeApi
+from lambdalite.invocation.runtime_api import RuntimeApi
+from lambdalite.invocation.runtime_events import Event
 
 from .conftest import run_async
 from .test_runtime_api import NEXT, RawClient

@@ -6,12 +6,8 @@ import asyncio
 import json
 import time
 
-from lambdalite.invocation.runtime_api import (
-    MAX_RESPONSE_BYTES,
-    Event,
-    RuntimeApi,
-    normalize_error_type,
-)
+from lambdalite.invocation.runtime_api import MAX_RESPONSE_BYTES, RuntimeApi
+from lambdalite.invocation.runtime_events import Event, normalize_error_type
 
 from .conftest import run_async
 
