@@ -40,6 +40,8 @@ _ERROR_TYPE_HEADER = "Lambda-Runtime-Function-Error-Type"
 _XRAY_CAUSE_HEADER = "Lambda-Runtime-Function-XRay-Error-Cause"
 _XRAY_CAUSE_LIMIT = 32 * 1024  # keeps the request head well inside server header limits
 _MAX_LINE = 65536
+# A plain int: combining the socket module's flag enums costs more than the peek itself.
+_PEEK_NOW = int(socket.MSG_PEEK | socket.MSG_DONTWAIT) if hasattr(socket, "MSG_DONTWAIT") else 0
 _NBSP = "\u00a0"  # AWS indents traceback lines in error log events with no-break spaces
 _TEXT_FORMAT = "[%(levelname)s]\t%(asctime)s.%(msecs)03dZ\t%(aws_request_id)s\t%(message)s"
 
@@ -101,7 +103,11 @@ class _RuntimeConnection:
         self._sock = self._reader = None
 
     def request(self, method, path, body=None, headers=()):
-        if self._sock is not None and self._closed_by_peer():
+        # A GET follows the answer of the previous request at once (``/next`` after
+        # ``/response``): only a connection that sat idle, through a handler or before its
+        # first request, is looked at first.
+        idle = method != "GET" or not self._carried
+        if self._sock is not None and idle and self._closed_by_peer():
             self.close()
         # Opened early but not used yet: a failure on it is a first request's failure.
         reused = self._sock is not None and self._carried
@@ -164,11 +170,11 @@ class _RuntimeConnection:
 
     def _closed_by_peer(self):
         try:
-            if not hasattr(socket, "MSG_DONTWAIT"):
+            if not _PEEK_NOW:
                 if not select.select([self._sock], [], [], 0)[0]:
                     return False
                 return self._sock.recv(1, socket.MSG_PEEK) == b""
-            return self._sock.recv(1, socket.MSG_PEEK | socket.MSG_DONTWAIT) == b""
+            return self._sock.recv(1, _PEEK_NOW) == b""
         except (BlockingIOError, InterruptedError):
             return False
         except OSError:
@@ -228,9 +234,13 @@ class _RuntimeConnection:
         return data
 
 
+_SAFE = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_.~"
+
+
 def _path_segment(text):
-    safe = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_.~"
-    return "".join(c if c in safe else "".join(f"%{b:02X}" for b in c.encode()) for c in text)
+    if not text.strip(_SAFE):  # nothing to escape (a request id): no pass over each character
+        return text
+    return "".join(c if c in _SAFE else "".join(f"%{b:02X}" for b in c.encode()) for c in text)
 
 
 # ----------------------------------------------------------------------------- context
@@ -363,9 +373,10 @@ def _marshal(result, ensure_ascii):
         text = json.dumps(result, ensure_ascii=ensure_ascii, default=default)
     except Exception as exc:
         raise _Fault("Runtime.MarshalError", f"Unable to marshal response: {exc}") from None
-    escaped = json.dumps(marker)[1:-1]
-    for index, literal in enumerate(decimals):
-        text = text.replace(f'"{escaped}{index}\\u0000"', literal, 1)
+    if decimals:
+        escaped = json.dumps(marker)[1:-1]
+        for index, literal in enumerate(decimals):
+            text = text.replace(f'"{escaped}{index}\\u0000"', literal, 1)
     return text.encode("utf-8"), "application/json"
 
 
