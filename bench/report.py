@@ -115,7 +115,7 @@ def targets(results: Results) -> None:
             snap,
             "ms",
             lambda x: x <= 15,
-            "" if snap is not None else "SnapStart not implemented yet",
+            "" if snap is not None else "no SnapStart cold start measured",
         )
     )
     invoke, echo = v("warm.invoke.lambdalite", "p50_ms"), v("warm.echo.lambdalite", "p50_ms")
