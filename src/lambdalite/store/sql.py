@@ -18,13 +18,9 @@ from contextlib import AbstractContextManager, contextmanager, nullcontext
 from typing import Any
 
 from sqlalchemy import (
-    ColumnElement,
     Connection,
-    LargeBinary,
     bindparam,
-    cast,
     delete,
-    func,
     insert,
     select,
     text,
@@ -32,7 +28,6 @@ from sqlalchemy import (
 )
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError, OperationalError, ProgrammingError
-from sqlalchemy.sql.elements import KeyedColumnElement
 
 from lambdalite.store.base import (
     Ack,
@@ -48,26 +43,19 @@ from lambdalite.store.base import (
     RevisionMismatch,
 )
 from lambdalite.store.engine import build_engine, is_memory_sqlite, normalize_url
+from lambdalite.store.sqllogs import SqlLogs
 from lambdalite.store.sqlqueue import SqlQueue
-from lambdalite.store.tables import SCHEMA_VERSION, documents, log_events, metadata, schema_version
+from lambdalite.store.tables import SCHEMA_VERSION, documents, metadata, schema_version
 
 _D = documents.c
-_L = log_events.c
 
 _GET = select(_D.parent, _D.data, _D.revision).where(
     _D.kind == bindparam("kind"), _D.key == bindparam("key")
 )
-_EVENTS = select(_L.id, _L.group_name, _L.stream_name, _L.timestamp, _L.ingestion_time, _L.message)
-_LOG_COLUMNS = ("group_name", "stream_name", "timestamp", "ingestion_time", "message")
 
 
 def _now_ms() -> int:
     return int(time.time() * 1000)
-
-
-def _has_prefix(column: KeyedColumnElement[str], prefix: str) -> ColumnElement[bool]:
-    # substr() compares code points on both backends; LIKE would ignore ASCII case on SQLite.
-    return func.substr(column, 1, len(prefix)) == prefix
 
 
 class SqlStore:
@@ -105,18 +93,7 @@ class SqlStore:
                 "updated_at": upsert.excluded.updated_at,
             },
         )
-        self._contains = func.strpos if self._postgres else func.instr
-        # Log rows are written on every invocation (START, END, REPORT): the INSERT is
-        # compiled once for this dialect and handed to the driver's executemany, which skips
-        # the per-row parameter processing of a Core insert yet keeps SQLAlchemy's
-        # transaction, error translation and invalidation of broken connections.
-        compiled = (
-            insert(log_events)
-            .inline()
-            .compile(dialect=self._engine.dialect, column_keys=list(_LOG_COLUMNS))
-        )
-        self._log_insert = str(compiled)
-        self._log_positional = self._engine.dialect.positional
+        self._logs = SqlLogs(self._read, self._write, self._engine.dialect)
         self._queue = SqlQueue(self._read, self._write, postgres=self._postgres)
         try:
             self._create_schema(schema)
@@ -258,42 +235,11 @@ class SqlStore:
     # -- logs ----------------------------------------------------------------------------
 
     def append_logs(self, events: Sequence[LogEvent]) -> None:
-        if not events:
-            return
-        now = _now_ms()
-        # PostgreSQL text cannot hold NUL; replacing it on every backend keeps one behaviour
-        # and never loses a batch over a stray byte a function printed.
-        rows: builtins.list[tuple[Any, ...]] | builtins.list[dict[str, Any]] = [
-            (
-                e.group,
-                e.stream,
-                e.timestamp,
-                e.ingestion_time or now,
-                e.message.replace("\x00", "\ufffd"),
-            )
-            for e in events
-        ]
-        self._insert_logs(rows)
+        self._logs.append_logs(events)
 
     def append_log_lines(self, lines: Sequence[tuple[str, str, int, str]]) -> None:
-        """``append_logs`` of events given as (group, stream, timestamp, message), all
-        ingested now: what the log sink buffers, without an object per line."""
-        if not lines:
-            return
-        now = _now_ms()
-        rows: builtins.list[tuple[Any, ...]] | builtins.list[dict[str, Any]] = [
-            (group, stream, timestamp, now, message.replace("\x00", "\ufffd"))
-            for group, stream, timestamp, message in lines
-        ]
-        self._insert_logs(rows)
-
-    def _insert_logs(
-        self, rows: builtins.list[tuple[Any, ...]] | builtins.list[dict[str, Any]]
-    ) -> None:
-        if not self._log_positional:
-            rows = [dict(zip(_LOG_COLUMNS, row, strict=True)) for row in rows]
-        with self._write() as conn:
-            conn.exec_driver_sql(self._log_insert, rows)
+        """``append_logs`` of (group, stream, timestamp, message) lines, ingested now."""
+        self._logs.append_log_lines(lines)
 
     def get_log_events(
         self,
@@ -307,11 +253,10 @@ class SqlStore:
         limit: int = 10000,
         newest_first: bool = False,
     ) -> builtins.list[LogEvent]:
-        stmt = _EVENTS.where(_L.group_name == group, _L.stream_name == stream)
-        stmt = stmt.where(*_time_and_id(start, end, after_id, before_id))
-        stmt = stmt.order_by(_L.id.desc() if newest_first else _L.id).limit(limit)
-        with self._read() as conn:
-            return [_event(r) for r in conn.execute(stmt)]
+        return self._logs.get_log_events(
+            group, stream, start=start, end=end, after_id=after_id, before_id=before_id,
+            limit=limit, newest_first=newest_first,
+        )  # fmt: skip
 
     def filter_log_events(
         self,
@@ -325,62 +270,19 @@ class SqlStore:
         contains: Sequence[str] = (),
         limit: int = 10000,
     ) -> builtins.list[LogEvent]:
-        stmt = _EVENTS.where(_L.group_name == group)
-        if streams is not None:
-            if not streams:
-                return []
-            stmt = stmt.where(_L.stream_name.in_(builtins.list(streams)))
-        if stream_prefix:
-            stmt = stmt.where(_has_prefix(_L.stream_name, stream_prefix))
-        stmt = stmt.where(*_time_and_id(start, end, after_id, None))
-        for term in contains:
-            stmt = stmt.where(self._contains(_L.message, term) > 0)
-        with self._read() as conn:
-            return [_event(r) for r in conn.execute(stmt.order_by(_L.id).limit(limit))]
+        return self._logs.filter_log_events(
+            group, streams, stream_prefix=stream_prefix, start=start, end=end,
+            after_id=after_id, contains=contains, limit=limit,
+        )  # fmt: skip
 
     def list_log_streams(self, group: str, prefix: str = "") -> builtins.list[LogStreamInfo]:
-        if self._postgres:
-            size: ColumnElement[int] = func.octet_length(_L.message)
-        else:
-            size = func.length(cast(_L.message, LargeBinary))
-        stmt = (
-            select(
-                _L.stream_name,
-                func.min(_L.timestamp).label("first_event"),
-                func.max(_L.timestamp).label("last_event"),
-                func.max(_L.ingestion_time).label("last_ingestion"),
-                func.sum(size).label("stored_bytes"),
-            )
-            .where(_L.group_name == group)
-            .group_by(_L.stream_name)
-            .order_by(_L.stream_name)
-        )
-        if prefix:
-            stmt = stmt.where(_has_prefix(_L.stream_name, prefix))
-        with self._read() as conn:
-            rows = conn.execute(stmt).all()
-        return [
-            LogStreamInfo(
-                group=group,
-                stream=r.stream_name,
-                first_event=int(r.first_event),
-                last_event=int(r.last_event),
-                last_ingestion=int(r.last_ingestion),
-                stored_bytes=int(r.stored_bytes or 0),
-            )
-            for r in rows
-        ]
+        return self._logs.list_log_streams(group, prefix)
 
     def list_log_groups(self, prefix: str = "") -> builtins.list[str]:
-        stmt = select(_L.group_name).distinct().order_by(_L.group_name)
-        if prefix:
-            stmt = stmt.where(_has_prefix(_L.group_name, prefix))
-        with self._read() as conn:
-            return builtins.list(conn.execute(stmt).scalars())
+        return self._logs.list_log_groups(prefix)
 
     def delete_logs(self, group: str) -> int:
-        with self._write() as conn:
-            return int(conn.execute(delete(log_events).where(_L.group_name == group)).rowcount)
+        return self._logs.delete_logs(group)
 
     # -- queue ---------------------------------------------------------------------------
 
@@ -421,29 +323,3 @@ class SqlStore:
 
     def close(self) -> None:
         self._engine.dispose()
-
-
-def _time_and_id(
-    start: int | None, end: int | None, after_id: int, before_id: int | None
-) -> builtins.list[ColumnElement[bool]]:
-    conditions: builtins.list[ColumnElement[bool]] = []
-    if start is not None:
-        conditions.append(_L.timestamp >= start)
-    if end is not None:
-        conditions.append(_L.timestamp < end)
-    if after_id:
-        conditions.append(_L.id > after_id)
-    if before_id is not None:
-        conditions.append(_L.id < before_id)
-    return conditions
-
-
-def _event(row: Any) -> LogEvent:
-    return LogEvent(
-        group=row.group_name,
-        stream=row.stream_name,
-        timestamp=row.timestamp,
-        message=row.message,
-        ingestion_time=row.ingestion_time,
-        id=row.id,
-    )
