@@ -50,6 +50,29 @@ class _Denied(Exception):
     """The caller may not invoke this URL."""
 
 
+def _url_of(scope: Scope) -> tuple[str, str] | None:
+    """(URL id, path within the function URL) of a request to a function URL, else None.
+
+    Every API call passes here: the host is found without decoding the other headers, and
+    only a host or path that could name a function URL is matched."""
+    raw_host = b""
+    for key, value in scope["headers"]:
+        if key.lower() == b"host":
+            raw_host = value
+            break
+    path: str = scope["path"]
+    by_prefix = path.startswith(PATH_PREFIX)
+    if b".lambda-url." not in raw_host and not by_prefix:
+        return None
+    by_host = _HOST_RE.match(raw_host.decode("latin-1"))
+    if by_host is not None:
+        return by_host["id"], path
+    by_path = _PATH_RE.match(path) if by_prefix else None
+    if by_path is None:
+        return None
+    return by_path["id"], by_path["rest"] or "/"
+
+
 class FunctionUrlGateway:
     def __init__(
         self,
@@ -69,39 +92,18 @@ class FunctionUrlGateway:
         self._forwarded: Any = ProxyHeadersMiddleware(cast(Any, self._serve), trusted_proxies)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.inner(scope, receive, send)
-            return
-        # Every API call passes here: find the host without decoding the other headers.
-        raw_host = b""
-        for key, value in scope["headers"]:
-            if key.lower() == b"host":
-                raw_host = value
-                break
-        path = scope["path"]
-        if b".lambda-url." not in raw_host and not path.startswith(PATH_PREFIX):
-            await self.inner(scope, receive, send)
-            return
-        host = raw_host.decode("latin-1")
-        by_host = _HOST_RE.match(host)
-        by_path = None if by_host or not path.startswith(PATH_PREFIX) else _PATH_RE.match(path)
-        if by_host is None and by_path is None:
+        if scope["type"] != "http" or _url_of(scope) is None:
             await self.inner(scope, receive, send)
             return
         await self._forwarded(scope, receive, send)
 
     async def _serve(self, scope: Scope, receive: Receive, send: Send) -> None:
         """A request to a function URL (by host name or by path)."""
-        host = next((v for k, v in scope["headers"] if k.lower() == b"host"), b"").decode("latin-1")
-        by_host = _HOST_RE.match(host)
-        path = scope["path"]
-        by_path = None if by_host or not path.startswith(PATH_PREFIX) else _PATH_RE.match(path)
+        found = _url_of(scope)
+        assert found is not None
+        url_id, path = found
         headers = [(k.decode("latin-1"), v.decode("latin-1")) for k, v in scope["headers"]]
-        if by_host is not None:
-            url_id = by_host["id"]
-        else:
-            assert by_path is not None
-            url_id, path = by_path["id"], by_path["rest"] or "/"
+        host = next((v for k, v in headers if k.lower() == "host"), "")
         body = await _read_body(receive, MAX_SYNC_PAYLOAD)
         request_id = new_request_id()
         if body is None:

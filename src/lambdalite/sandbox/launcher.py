@@ -123,16 +123,21 @@ def read_plan(ctl_fd: int) -> dict[str, Any]:
 def read_plan_and_trees(ctl: Any) -> tuple[dict[str, Any], list[int]]:
     """In a sandbox's init: the plan, with the mount trees sent in the same message."""
     size = _socket.CMSG_SPACE(4 * _MAX_TREES)
-    data, ancillary, _flags, _addr = ctl.recvmsg(_MAX_PLAN, size)
+    data, ancillary, _flags, _addr = ctl.recvmsg(_MAX_PLAN, size, _socket.MSG_CMSG_CLOEXEC)
     if not data:
         raise OSError(0, "no plan on the control socket")
-    trees: list[int] = []
-    for level, kind, payload in ancillary:
-        if level == _socket.SOL_SOCKET and kind == _socket.SCM_RIGHTS:
-            usable = len(payload) - len(payload) % 4
-            trees += struct.unpack(f"{usable // 4}i", payload[:usable])
     plan: dict[str, Any] = marshal.loads(data)
-    return plan, trees
+    return plan, _descriptors(ancillary)
+
+
+def _descriptors(ancillary: list[tuple[int, int, bytes]]) -> list[int]:
+    """The descriptors of the ``SCM_RIGHTS`` parts of a received message."""
+    return [
+        int.from_bytes(payload[i : i + 4], sys.byteorder, signed=True)
+        for level, kind, payload in ancillary
+        if level == _socket.SOL_SOCKET and kind == _socket.SCM_RIGHTS
+        for i in range(0, len(payload) - len(payload) % 4, 4)
+    ]
 
 
 def join_cgroups(paths: list[str]) -> None:
@@ -248,12 +253,7 @@ def _serve(sock: Any) -> None:
             return  # the server is gone (it closed with replies unread)
         if not data and not ancillary:
             return  # the server is gone
-        fds = [
-            int.from_bytes(payload[i : i + 4], sys.byteorder, signed=True)
-            for level, kind, payload in ancillary
-            if level == _socket.SOL_SOCKET and kind == _socket.SCM_RIGHTS
-            for i in range(0, len(payload) - len(payload) % 4, 4)
-        ]
+        fds = _descriptors(ancillary)
         try:
             if len(fds) != 2:
                 raise OSError(0, "a request needs a control socket and an output pipe")

@@ -27,9 +27,10 @@ _libc = ctypes.CDLL(None, use_errno=True)
 _libc.syscall.restype = ctypes.c_long
 
 
-def open_tree(path: str) -> int:
-    """A descriptor of a detached copy of the mount tree at ``path`` (close-on-exec)."""
-    flags = _OPEN_TREE_CLONE | _AT_RECURSIVE | os.O_CLOEXEC
+def open_tree(path: str, recursive: bool = True) -> int:
+    """A descriptor of a detached copy of the mount tree at ``path`` (close-on-exec); of the
+    mount at ``path`` alone when not ``recursive``."""
+    flags = _OPEN_TREE_CLONE | os.O_CLOEXEC | (_AT_RECURSIVE if recursive else 0)
     fd = _libc.syscall(_OPEN_TREE, -100, os.fsencode(path), flags)  # -100: AT_FDCWD
     if fd < 0:
         err = ctypes.get_errno()
@@ -40,7 +41,7 @@ def open_tree(path: str) -> int:
 def available() -> bool:
     """Whether this kernel (and this process's privileges) can clone mount trees."""
     try:
-        os.close(open_tree("/"))
+        os.close(open_tree("/", recursive=False))  # one mount: freeing it is cheap
     except OSError as exc:
         if exc.errno not in (errno.ENOSYS, errno.EPERM, errno.EINVAL):
             raise
